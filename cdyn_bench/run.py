@@ -1,0 +1,79 @@
+"""run(cfg) -> RunResult: skip if done, seed, data, model, train, test, record, mirror."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from cdyn_bench import record
+from cdyn_bench.config import RunConfig
+from cdyn_bench.data import TaskConfig, TaskData
+from cdyn_bench.display import LiveDisplay, console
+from cdyn_bench.model import LanguageModel
+from cdyn_bench.record import RunResult
+from cdyn_bench.tracking import mirror_to_wandb
+from cdyn_bench.train import evaluate, train
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Monitor:
+    """Forwards training progress to the live display and keeps progress.json current."""
+
+    def __init__(self, display: LiveDisplay, path: Path, base: dict):
+        self.display, self.path, self.base = display, path, base
+
+    def update(self, step: int, train_loss: float, val_accuracy: float | None, tokens_per_s: float) -> None:
+        self.display.update(step, train_loss, val_accuracy, tokens_per_s)
+        if val_accuracy is not None:
+            record.write_atomic(self.path, {**self.base, "status": "running", "step": step,
+                                            "train_loss": train_loss, "val_accuracy": val_accuracy})
+
+
+def run(cfg: RunConfig, root: Path) -> RunResult:
+    """Train and evaluate one config under `root`, or return its finished record when it exists."""
+    start = time.perf_counter()
+    task = TaskConfig.from_dict(cfg.task)
+    config = dataclasses.asdict(cfg)
+    digest = record.config_hash(config)
+    directory = record.run_dir(root, config, digest)
+    if not cfg.force and (done := record.finished(directory, digest)) is not None:
+        return dataclasses.replace(done, skipped=True)
+
+    torch.set_num_threads(cfg.train.num_threads or os.cpu_count() or 1)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    data = TaskData(task, cfg.seed, cfg.train.batch_size)
+    model = LanguageModel(cfg.model, data.vocab_size).to(device)
+    monitor_base = {"config_hash": digest, "seed": cfg.seed}
+    with LiveDisplay(directory.name, cfg.train.max_steps, cfg.progress) as display:
+        outcome = train(model, data, cfg.train, device, Monitor(display, directory / record.PROGRESS, monitor_base))
+    if outcome.status == "diverged":
+        console.print(f"[bold red]diverged[/] at step {outcome.diverged_at}: non-finite loss or gradient")
+
+    test = evaluate(model, data.test, cfg.train.eval_batch_size, device)
+    last = outcome.history[-1] if outcome.history else {}
+    result = RunResult(
+        config=config, config_hash=digest, status=outcome.status, seed=cfg.seed,
+        metrics={"test_accuracy": test["accuracy"], "test_macro_accuracy": test["macro_accuracy"],
+                 "val_accuracy": last.get("val_accuracy", float("nan")),
+                 "train_loss": last.get("train_loss", float("nan"))},
+        history=outcome.history, steps=outcome.steps, diverged_at=outcome.diverged_at,
+        wall_seconds=time.perf_counter() - start, train_seconds=outcome.train_seconds,
+        tokens_per_s=outcome.tokens / max(outcome.train_seconds, 1e-9),
+        n_params=sum(p.numel() for p in model.parameters()), state_size=model.state_size(data.seq_len),
+        leaked_test_sequences=data.leaked, device=str(device), versions=record.versions(),
+        run_dir=str(directory),
+    )
+    record.write_result(result)
+    (directory / record.PROGRESS).unlink(missing_ok=True)
+    mirror_to_wandb(result, cfg.wandb, group=cfg.sweep_name)
+    return result

@@ -1,0 +1,114 @@
+"""The training loop: AdamW with warm-up and cosine decay, periodic validation, early stop, divergence."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cdyn_bench.config import TrainConfig
+from cdyn_bench.data import TaskData, to_tensors
+from cdyn_bench.metrics import accuracy
+from cdyn_bench.tasks import Examples
+
+
+class Display(Protocol):
+    def update(self, step: int, train_loss: float, val_accuracy: float | None, tokens_per_s: float) -> None: ...
+
+
+@dataclass
+class TrainOutcome:
+    status: str  # "completed" or "diverged"
+    steps: int
+    history: list[dict] = field(default_factory=list)
+    diverged_at: int | None = None
+    train_seconds: float = 0.0
+    tokens: int = 0
+
+
+def schedule(cfg: TrainConfig):
+    """Multiplier on lr: linear warm-up over warmup_steps, then cosine decay to 0 at max_steps."""
+
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not on biases, norms or gate parameters)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+
+
+def loss_on(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy at the positions with a target; only those positions reach the LM head."""
+    select = targets != -100
+    return F.cross_entropy(model(inputs, select), targets[select])
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, examples: Examples, batch_size: int, device: torch.device) -> dict[str, float]:
+    """Micro and macro accuracy over the scored positions of a split."""
+    model.eval()
+    preds, targets = [], []
+    for start in range(0, len(examples.inputs), batch_size):
+        inputs, target = to_tensors(
+            examples.inputs[start:start + batch_size], examples.targets[start:start + batch_size], device=device
+        )
+        select = target != -100
+        preds.append(model(inputs, select).argmax(-1))
+        targets.append(target[select])
+    model.train()
+    return accuracy(torch.cat(preds), torch.cat(targets))
+
+
+def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.device,
+          display: Display | None = None) -> TrainOutcome:
+    """Train until max_steps, a validation accuracy >= target_accuracy, or a non-finite loss."""
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
+    outcome = TrainOutcome(status="completed", steps=0)
+    losses: list[float] = []
+    start = time.perf_counter()
+    model.train()
+    for step in range(1, cfg.max_steps + 1):
+        inputs, targets = to_tensors(*data.train_batch(), device=device)
+        loss = loss_on(model, inputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+        outcome.steps, outcome.tokens = step, outcome.tokens + inputs.numel()
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            outcome.status, outcome.diverged_at = "diverged", step
+            break
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            elapsed = time.perf_counter() - start
+            val = evaluate(model, data.val, cfg.eval_batch_size, device)
+            outcome.history.append({
+                "step": step, "train_loss": float(np.mean(losses)), "val_accuracy": val["accuracy"],
+                "val_macro_accuracy": val["macro_accuracy"], "seconds": elapsed,
+            })
+            losses = []
+            if display is not None:
+                display.update(step, outcome.history[-1]["train_loss"], val["accuracy"], outcome.tokens / elapsed)
+            if val["accuracy"] >= cfg.target_accuracy:
+                break
+        elif display is not None and step % 10 == 0:
+            display.update(step, losses[-1], None, outcome.tokens / (time.perf_counter() - start))
+    outcome.train_seconds = time.perf_counter() - start
+    return outcome
