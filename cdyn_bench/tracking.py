@@ -25,6 +25,6 @@ def mirror_to_wandb(result: RunResult, mode: str, group: str | None = None) -> N
             run.log(row, step=int(row["step"]))
         run.summary.update({**result.metrics, "status": result.status, "steps": result.steps,
                             "state_size": result.state_size, "n_params": result.n_params})
-        run.finish(quiet=True)
+        run.finish()
     except Exception as err:  # noqa: BLE001 - W&B must never fail a run
         print(f"warning: W&B mirror skipped: {type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
