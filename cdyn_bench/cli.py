@@ -1,20 +1,26 @@
-"""Console entry point `cdyn-run`: the Hydra app around run(cfg)."""
+"""Console entry points: `cdyn-run` (the Hydra app around run(cfg)) and `cdyn-report` (records to tables)."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cdyn_bench.config import RunConfig, register_schema, to_run_config
 from cdyn_bench.registry import ConfigError
+from cdyn_bench.sweep import CELLS, THREAD_KEYS, available_cores, threads_per_job
+
+if TYPE_CHECKING:
+    from cdyn_bench.config import RunConfig
 
 # Lines of OmegaConf's messages that describe its internals rather than the user's input.
 _NOISE = ("reference_type=", "object_type=", "Set the environment variable HYDRA_FULL_ERROR")
@@ -43,8 +49,19 @@ def record_root(cfg: RunConfig) -> Path:
     """Single runs go to <out_dir>/runs; jobs of a multirun to <sweep dir>/cells."""
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        return Path(hydra_cfg.sweep.dir) / "cells"
+        return Path(hydra_cfg.sweep.dir) / CELLS
     return Path(cfg.out_dir) / "runs"
+
+
+def job_run_config(cfg: DictConfig, launcher: DictConfig) -> RunConfig:
+    """The checked RunConfig of one job; train.num_threads=0 becomes the launcher's share of the cores."""
+    from cdyn_bench.config import to_run_config
+
+    run_cfg = to_run_config(cfg)
+    if run_cfg.train.num_threads == 0:
+        sizes = {key: OmegaConf.select(launcher, key) for key in THREAD_KEYS}
+        run_cfg.train.num_threads = threads_per_job(sizes, available_cores())
+    return run_cfg
 
 
 @hydra.main(version_base="1.3", config_path="pkg://cdyn_bench.conf", config_name="config")
@@ -52,16 +69,54 @@ def _run_app(cfg: DictConfig) -> None:
     from cdyn_bench.display import print_summary
     from cdyn_bench.run import run
 
+    hydra_cfg = HydraConfig.get()
     # SystemExit passes through Hydra's job runner, so bad values exit 2 from inside the job too.
-    run_cfg = _report_usage_errors(lambda: to_run_config(cfg))
-    print_summary(_report_usage_errors(lambda: run(run_cfg, record_root(run_cfg))))
+    run_cfg = _report_usage_errors(lambda: job_run_config(cfg, hydra_cfg.launcher))
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        # The sweep's progress (cdyn_bench.callbacks) replaces the per-run line and summary.
+        _report_usage_errors(lambda: run(dataclasses.replace(run_cfg, progress=False), record_root(run_cfg)))
+    else:
+        print_summary(_report_usage_errors(lambda: run(run_cfg, record_root(run_cfg))))
 
 
 def run_main() -> None:
     """`cdyn-run`: compose the config from conf/ and the command line, then train one run per job."""
     import hydra._internal.utils as hydra_utils
 
+    from cdyn_bench.config import register_schema
+
     register_schema()
     hydra_utils.run_and_report = _report_usage_errors
     _run_app()
 
+
+def report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cdyn-report", description="Aggregate run records (result.json files) into a table and figures.")
+    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
+                        help="sweep or run directories, searched for result.json")
+    parser.add_argument("--out", type=Path, help="where tables and figures go (default: <first DIR>/report)")
+    parser.add_argument("--x", help="config key for the x axis of the accuracy figure (default: a swept key)")
+    parser.add_argument("--heat", nargs=2, metavar=("ROWS", "COLS"), help="two config keys for the heat map")
+    parser.add_argument("--wandb", nargs="?", const="offline", choices=("offline", "online"),
+                        help="also log table and figures to W&B (offline unless 'online'; WANDB_MODE wins)")
+    return parser
+
+
+def report_main(argv: list[str] | None = None) -> None:
+    """`cdyn-report DIR... [--out DIR] [--wandb]`: one warning line per bad record, the table, the files."""
+    from cdyn_bench.report import make_report, markdown
+
+    args = report_parser().parse_args(argv)
+    for d in args.dirs:
+        if not d.exists():
+            report_parser().error(f"{d}: no such file or directory")
+    try:
+        report = make_report(args.dirs, args.out or args.dirs[0] / "report", args.x, args.heat, args.wandb)
+    except ValueError as err:
+        print(f"cdyn-report: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    for line in report.problems:
+        print(f"warning: {line}", file=sys.stderr)
+    print(markdown(report.table, report.keys))
+    print("wrote: " + " ".join(map(str, report.files)))

@@ -13,8 +13,9 @@ from typing import Any
 
 RESULT = "result.json"
 PROGRESS = "progress.json"
-# Keys that change where or how a run is reported, never what it computes.
+# Keys that change where, how fast or how a run is reported, never what it computes.
 OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "wandb", "progress")
+OUTPUT_ONLY_TRAIN_KEYS = ("num_threads",)
 FINISHED = ("completed", "diverged")
 
 
@@ -43,8 +44,9 @@ class RunResult:
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the resolved config without output-only keys (sorted JSON)."""
+    """sha256 of the resolved config without output-only keys (sorted JSON); train.num_threads is one."""
     identity = {k: v for k, v in config.items() if k not in OUTPUT_ONLY_KEYS}
+    identity["train"] = {k: v for k, v in config["train"].items() if k not in OUTPUT_ONLY_TRAIN_KEYS}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 

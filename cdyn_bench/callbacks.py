@@ -1,0 +1,79 @@
+"""Hydra callback of a multirun: plans the sweep's cells into a manifest and shows its progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from cdyn_bench.sweep import CELLS, Manifest, plan_cell, write_manifest
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def job_overrides(config: DictConfig) -> list[list[str]] | None:
+    """The override list of every job, as Hydra's basic sweeper expands them; None for other sweepers."""
+    sweeper = config.hydra.sweeper
+    if sweeper._target_ != BASIC_SWEEPER:
+        return None
+    arguments = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+    arguments += list(config.hydra.overrides.task)
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().hydra.config_loader)
+    (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(arguments), None)
+    return jobs
+
+
+def job_config(config: DictConfig, overrides: list[str]) -> tuple[DictConfig, DictConfig]:
+    """(the job's config without the hydra node, its hydra.launcher), composed as the launcher will."""
+    loader = GlobalHydra.instance().hydra.config_loader
+    job = loader.load_sweep_config(config, list(overrides))
+    with open_dict(job):
+        hydra_node = job.pop("hydra")
+    return job, hydra_node.launcher
+
+
+def plan_sweep(config: DictConfig) -> Manifest:
+    """Every planned cell with the directory its record will have; ConfigError on a bad value."""
+    from cdyn_bench.cli import job_run_config
+
+    sweep_dir = Path(config.hydra.sweep.dir)
+    manifest = Manifest(str(sweep_dir), config.hydra.sweeper._target_, config.hydra.launcher._target_,
+                        list(config.hydra.overrides.task))
+    jobs = job_overrides(config)
+    if jobs is not None:
+        configs = [job_run_config(*job_config(config, overrides)) for overrides in jobs]
+        manifest.planned = [plan_cell(i, o, c, sweep_dir / CELLS) for i, (o, c) in enumerate(zip(jobs, configs))]
+    return manifest
+
+
+class SweepCallback(Callback):
+    """Writes <sweep dir>/manifest.json when a multirun starts, then shows its progress until it ends."""
+
+    def __init__(self) -> None:
+        self.progress = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Launchers pickle the callbacks to their workers; the progress thread stays here.
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.progress = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from cdyn_bench.cli import _report_usage_errors
+        from cdyn_bench.progress import SweepProgress
+
+        # A bad value exits 2 here, before any job runs (Hydra turns other exceptions into warnings).
+        manifest = _report_usage_errors(lambda: plan_sweep(config))
+        write_manifest(manifest)
+        if manifest.planned is not None:
+            self.progress = SweepProgress(manifest, live=bool(OmegaConf.select(config, "progress"))).start()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,121 @@
+"""Report figures: accuracy against a swept key, a heat map of two keys, training curves."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+DIVERGED_STYLE = {"marker": "x", "color": "red", "linestyle": "none", "markersize": 8}
+
+
+def label(row: pd.Series | dict, keys: list[str]) -> str:
+    """'gated' or 'gated, model.d_model=32': the first key's value, then key=value for the others."""
+    parts = [str(row[k]) if i == 0 else f"{k}={row[k]}" for i, k in enumerate(keys)]
+    return ", ".join(parts) or "mean over completed seeds"
+
+
+def numeric(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def x_positions(values: pd.Series, order: list) -> np.ndarray:
+    """Numeric x as is; categorical x as its index in `order`."""
+    return values.to_numpy(dtype=float) if numeric(values) else values.map(order.index).to_numpy(dtype=float)
+
+
+def set_x_axis(ax, values: pd.Series, order: list, key: str) -> None:
+    """Categorical ticks at their names; numeric ticks at the swept values, log scale when they span 3x."""
+    ax.set_xlabel(key)
+    if not numeric(values):
+        ax.set_xticks(range(len(order)), [str(v) for v in order])
+        ax.set_xlim(-0.5, len(order) - 0.5)
+        return
+    if values.min() > 0 and values.max() >= 3 * values.min():
+        ax.set_xscale("log")
+    if len(order) <= 8:
+        ax.set_xticks([float(v) for v in order], [f"{v:g}" for v in order])
+        ax.minorticks_off()
+
+
+def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series: list[str],
+                    title: str) -> Figure:
+    """Mean test accuracy over completed seeds against `x`, one line per series, a ±std band, each seed
+    as a dot, and diverged seeds as red crosses on the x axis (not as an accuracy of zero)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    order = sorted(records[x].unique(), key=str)
+    for i, (name, rows) in enumerate(summary.groupby(series, sort=True) if series else [((), summary)]):
+        color, rows = f"C{i % 10}", rows.sort_values(x)
+        xs, mean = x_positions(rows[x], order), rows["test_accuracy_mean"]
+        std = rows["test_accuracy_std"].fillna(0)
+        ax.plot(xs, mean, "o-", color=color, label=label(rows.iloc[0], series))
+        ax.fill_between(xs, (mean - std).clip(0, 1), (mean + std).clip(0, 1), color=color, alpha=0.2, linewidth=0)
+        runs = records if not series else records.merge(rows[series].drop_duplicates(), on=series)
+        done = runs[runs["status"] == "completed"]
+        ax.plot(x_positions(done[x], order), done["test_accuracy"], ".", color=color, alpha=0.6)
+        bad = runs[runs["status"] == "diverged"]
+        ax.plot(x_positions(bad[x], order), np.zeros(len(bad)), **DIVERGED_STYLE)
+    if (records["status"] == "diverged").any():
+        ax.plot([], [], label="diverged run", **DIVERGED_STYLE)
+    set_x_axis(ax, records[x], order, x)
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def heatmap_figure(summary: pd.DataFrame, rows: str, cols: str, title: str) -> Figure:
+    """Mean test accuracy for each (rows, cols) pair, best over any other keys; 'div' where all diverged."""
+    frame = summary.assign(all_diverged=summary["n_diverged"] == summary["n"])
+    best = frame.groupby([rows, cols], dropna=False).agg(acc=("test_accuracy_mean", "max"),
+                                                         all_diverged=("all_diverged", "all"))
+    acc = best["acc"].unstack(cols)
+    dead = best["all_diverged"].unstack(cols).fillna(False).astype(bool)
+    fig, ax = plt.subplots(figsize=(1.2 * acc.shape[1] + 2.5, 0.6 * acc.shape[0] + 1.8), layout="constrained")
+    image = ax.imshow(acc.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for (i, j), value in np.ndenumerate(acc.to_numpy(dtype=float)):
+        text = "div" if dead.iat[i, j] else ("" if np.isnan(value) else f"{value:.2f}")
+        dark = dead.iat[i, j] or not value >= 0.6
+        ax.text(j, i, text, ha="center", va="center", color="white" if dark else "black")
+    ax.set_xticks(range(acc.shape[1]), [str(c) for c in acc.columns])
+    ax.set_yticks(range(acc.shape[0]), [str(r) for r in acc.index])
+    ax.set_xlabel(cols)
+    ax.set_ylabel(rows)
+    ax.set_title(title, fontsize="medium")
+    fig.colorbar(image, ax=ax, label="test accuracy (mean over seeds)")
+    return fig
+
+
+def curves_figure(records: pd.DataFrame, series: list[str], title: str) -> Figure:
+    """Training loss and validation accuracy against step from each run's history, one colour per series,
+    one thin line per seed; a red cross where a run diverged."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    groups = records.groupby(series, sort=True) if series else [((), records)]
+    for i, (_, runs) in enumerate(groups):
+        for j, run in enumerate(runs.itertuples(index=False)):
+            history = pd.DataFrame(run.history)
+            if history.empty:
+                continue
+            name = label(runs.iloc[0], series) if j == 0 else None
+            style = {"color": f"C{i % 10}", "lw": 1, "alpha": 0.8}
+            loss_ax.plot(history["step"], history["train_loss"], label=name, **style)
+            acc_ax.plot(history["step"], history["val_accuracy"], **style)
+            if run.status == "diverged":
+                loss_ax.plot(history["step"].iloc[-1:], history["train_loss"].iloc[-1:], **DIVERGED_STYLE)
+    losses = records["history"].map(lambda h: [r["train_loss"] for r in h]).explode().astype(float)
+    losses = losses[np.isfinite(losses) & (losses > 0)]
+    log = len(losses) > 0 and losses.max() > 10 * losses.min()
+    loss_ax.set(xlabel="step", ylabel="train loss", yscale="log" if log else "linear")
+    fig.suptitle(title, fontsize="medium")
+    acc_ax.set(xlabel="step", ylabel="validation accuracy", ylim=(-0.05, 1.05))
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+    loss_ax.legend(fontsize="small")
+    return fig

@@ -1,0 +1,277 @@
+"""Run records to one table: load -> select_best (lr/wd on validation) -> aggregate (seeds) -> table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cdyn_bench.record import RESULT, RunResult, read_result
+
+METRICS = ["test_accuracy", "test_macro_accuracy", "val_accuracy", "train_loss"]
+RUN_COLUMNS = ["status", "seed", "steps", "diverged_at", "wall_seconds", "train_seconds", "tokens_per_s",
+               "n_params", "state_size", "config_hash", "run_dir"]
+NAME_KEYS = ["task.name", "model.name"]
+# Hyperparameters tuned per cell on validation accuracy rather than reported as cells of their own.
+OVER = ["train.lr", "train.weight_decay"]
+# Config keys that say where or how a run ran, not what it computed: never cell keys.
+NOT_CELL_KEYS = ["seed", "force", "out_dir", "sweep_name", "wandb", "progress", "device", "train.num_threads"]
+TIMING_COLUMNS = ["train_seconds_mean", "wall_seconds_mean", "tokens_per_s_mean"]
+TABLE_COLUMNS = ["test_accuracy_mean", "test_accuracy_std", "test_macro_accuracy_mean", "val_accuracy_mean",
+                 "n", "n_diverged", "steps_mean", "n_params", "state_size", *TIMING_COLUMNS]
+
+
+def find_records(dirs: list[Path]) -> list[Path]:
+    """Every result.json under the given directories (or the given files), sorted, without repeats."""
+    found = {p for d in map(Path, dirs) for p in ([d] if d.is_file() else d.rglob(RESULT))}
+    return sorted(found)
+
+
+def flatten(result: RunResult) -> dict:
+    """One table row: the config flattened to dotted keys, metrics, status, sizes, timings and history."""
+    config = pd.json_normalize(result.config, sep=".").iloc[0].to_dict()
+    config = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in config.items()}
+    run = {k: getattr(result, k) for k in RUN_COLUMNS}
+    metrics = {m: result.metrics.get(m, math.nan) for m in METRICS}
+    return {**config, **run, **metrics, "history": result.history}
+
+
+def load(dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
+    """(one row per finished record, one warning line per unreadable record, naming its path)."""
+    rows, problems = [], []
+    for path in find_records(dirs):
+        try:
+            rows.append(flatten(read_result(path)))
+        except ValueError as err:
+            problems.append(str(err).splitlines()[0])
+    df = pd.DataFrame(rows)
+    return (df.drop_duplicates("config_hash", ignore_index=True) if rows else df), problems
+
+
+def config_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c not in RUN_COLUMNS + METRICS + ["history"]]
+
+
+def implied(df: pd.DataFrame, column: str, swept: list[str]) -> bool:
+    """True for a model.*/task.* key that only changes with model.name/task.name (a preset's knobs)."""
+    owner = column.split(".")[0] + ".name"
+    if owner == column or owner not in swept:
+        return False
+    return bool(df.groupby(owner, dropna=False)[column].nunique(dropna=False).max() == 1)
+
+
+def swept_keys(df: pd.DataFrame) -> list[str]:
+    """Config keys whose values differ among the records, without seed, how-to-run and preset knobs."""
+    varying = [c for c in config_columns(df) if c not in NOT_CELL_KEYS and df[c].nunique(dropna=False) > 1]
+    return [c for c in varying if not implied(df, c, varying)]
+
+
+def cell_keys(df: pd.DataFrame) -> list[str]:
+    """What names a cell of the table: task and model names, then the other swept keys but OVER."""
+    return NAME_KEYS + [k for k in swept_keys(df) if k not in NAME_KEYS + OVER]
+
+
+def select_best(df: pd.DataFrame, cell: list[str], over: list[str], by: str = "val_accuracy") -> pd.DataFrame:
+    """The runs of the `over` setting with the best mean `by` over seeds, per cell.
+
+    A diverged run scores 0 here, so a setting that diverges for some seeds ranks below a stable
+    one of equal accuracy; ties go to the first setting in sorted order.
+    """
+    if not over:
+        return df
+    score = df[by].where(df["status"] == "completed").fillna(0.0)
+    means = df.assign(_score=score).groupby(cell + over, dropna=False)["_score"].mean().reset_index()
+    best = means.sort_values("_score", ascending=False, kind="stable").drop_duplicates(cell)
+    return df.merge(best[cell + over], on=cell + over, how="inner")
+
+
+def aggregate(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of `keys`: metrics' mean (and test accuracy's std) over completed seeds, n, n_diverged."""
+    completed = df["status"] == "completed"
+    frame = df.assign(**{m: df[m].where(completed) for m in METRICS}, diverged=df["status"] == "diverged")
+    out = frame.groupby(keys, dropna=False, sort=True).agg(
+        test_accuracy_mean=("test_accuracy", "mean"), test_accuracy_std=("test_accuracy", "std"),
+        test_macro_accuracy_mean=("test_macro_accuracy", "mean"), val_accuracy_mean=("val_accuracy", "mean"),
+        n=("seed", "size"), n_diverged=("diverged", "sum"), steps_mean=("steps", "mean"),
+        n_params=("n_params", "first"), state_size=("state_size", "first"),
+        train_seconds_mean=("train_seconds", "mean"), wall_seconds_mean=("wall_seconds", "mean"),
+        tokens_per_s_mean=("tokens_per_s", "mean"),
+    )
+    return out.reset_index()
+
+
+def table(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The report table: the keys, then TABLE_COLUMNS, in that order."""
+    return summary[keys + TABLE_COLUMNS].reset_index(drop=True)
+
+
+def build(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """(the table, its cell keys, the swept OVER keys it tuned) for loaded records."""
+    cell = cell_keys(df)
+    over = [k for k in OVER if k in swept_keys(df)]
+    return table(aggregate(select_best(df, cell, over), cell + over), cell + over), cell, over
+
+
+def accuracy_text(mean: float, std: float, n: int, n_diverged: int) -> str:
+    if n_diverged == n:
+        return "diverged"
+    return f"{mean:.4f}" + ("" if pd.isna(std) else f" ± {std:.4f}")
+
+
+def pipe_table(frame: pd.DataFrame, right: list[str]) -> str:
+    """A Markdown pipe table padded to column width, so it reads the same in a terminal and on GitHub."""
+    widths = {c: max([len(c)] + [len(v) for v in frame[c]]) for c in frame.columns}
+    pad = {c: (str.rjust if c in right else str.ljust) for c in frame.columns}
+    head = "| " + " | ".join(c.ljust(widths[c]) for c in frame.columns) + " |"
+    rule = "|" + "|".join("-" * (widths[c] + 1) + (":" if c in right else "-") for c in frame.columns) + "|"
+    rows = ["| " + " | ".join(pad[c](row[c], widths[c]) for c in frame.columns) + " |"
+            for _, row in frame.iterrows()]
+    return "\n".join([head, rule, *rows])
+
+
+def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
+    """The table for reading: keys, test accuracy mean ± std over completed seeds, diverged seeds of all."""
+    shown = pd.DataFrame({k: tab[k].map(str) for k in keys})
+    stats = tab[["test_accuracy_mean", "test_accuracy_std", "n", "n_diverged"]].itertuples(index=False)
+    shown["test accuracy"] = [accuracy_text(*row) for row in stats]
+    shown["val accuracy"] = tab["val_accuracy_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    shown["diverged"] = [f"{d}/{n}" for d, n in zip(tab["n_diverged"], tab["n"])]
+    shown["state size"] = tab["state_size"].map("{:,}".format)
+    shown["params"] = tab["n_params"].map("{:,}".format)
+    shown["steps"] = tab["steps_mean"].map("{:.0f}".format)
+    shown["train s"] = tab["train_seconds_mean"].map("{:.1f}".format)
+    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(tab[k])]
+    return pipe_table(shown, right=[c for c in shown.columns if c not in keys or c in numeric])
+
+
+def write_tables(tab: pd.DataFrame, keys: list[str], out: Path) -> list[Path]:
+    """table.csv and table.parquet (numbers; Parquet needs pyarrow), table.md (for reading)."""
+    out.mkdir(parents=True, exist_ok=True)
+    tab.to_csv(out / "table.csv", index=False)
+    (out / "table.md").write_text(markdown(tab, keys) + "\n")
+    try:
+        tab.to_parquet(out / "table.parquet", index=False)
+    except ImportError as err:
+        print(f"warning: table.parquet skipped: {err}".splitlines()[0], file=sys.stderr)
+        return [out / "table.csv", out / "table.md"]
+    return [out / "table.csv", out / "table.md", out / "table.parquet"]
+
+
+def varying(df: pd.DataFrame, keys: list[str]) -> list[str]:
+    return [k for k in keys if df[k].nunique(dropna=False) > 1]
+
+
+def default_x(df: pd.DataFrame, swept: list[str], over: list[str]) -> str:
+    """A numeric swept key if there is one, else a tuned hyperparameter, else a swept name."""
+    others = [k for k in swept if k not in NAME_KEYS]
+    others.sort(key=lambda k: not pd.api.types.is_numeric_dtype(df[k]))
+    return (others + over + swept + ["model.name"])[0]
+
+
+def describe(df: pd.DataFrame) -> str:
+    """'noisy_icr, 3 seeds': the task(s) and the seeds per setting, for figure titles."""
+    seeds = df.groupby([c for c in config_columns(df) if c not in NOT_CELL_KEYS], dropna=False).size()
+    low, high = seeds.min(), seeds.max()
+    return f"{', '.join(map(str, df['task.name'].unique()))}, {low if low == high else f'{low}-{high}'} seeds"
+
+
+def figure_data(df: pd.DataFrame, cell: list[str], over: list[str],
+                keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, per-group summary) for a figure over `keys`: all runs when a key is tuned, else the best."""
+    runs = df if set(keys) & set(over) else select_best(df, cell, over)
+    return runs, aggregate(runs, list(dict.fromkeys(cell + over + keys)))
+
+
+def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
+                  x: str | None = None, heat: list[str] | None = None) -> list[Path]:
+    """accuracy_vs_<x>.png, heatmap_<rows>_<cols>.png (when two keys vary) and curves.png under `out`."""
+    from cdyn_bench import figures
+
+    swept = varying(df, cell)
+    x = x or default_x(df, swept, over)
+    runs, summary = figure_data(df, cell, over, [x])
+    series = [k for k in swept + (over if x in over else []) if k != x]
+    title = describe(df)
+    if over:
+        title += f"; every {x}" if x in over else f"; best {', '.join(over)} per point on validation"
+    made = {f"accuracy_vs_{x}.png": figures.accuracy_figure(runs, summary, x, series, title)}
+    heat = heat or (swept + over)[:2]
+    if len(heat) == 2:
+        rest = [k for k in swept + over if k not in heat]
+        title = describe(df) + (f"; best over {', '.join(rest)}" if rest else "")
+        made[f"heatmap_{heat[0]}_{heat[1]}.png"] = figures.heatmap_figure(
+            figure_data(df, cell, over, heat)[1], *heat, title)
+    chosen = f"; best {', '.join(over)} per cell on validation" if over else ""
+    made["curves.png"] = figures.curves_figure(select_best(df, cell, over), swept, describe(df) + chosen)
+    for name, fig in made.items():
+        fig.savefig(out / name, dpi=120)
+        figures.plt.close(fig)
+    return [out / name for name in made]
+
+
+def unfinished(dirs: list[Path]) -> list[str]:
+    """One warning line per sweep directory whose manifest plans cells that have no finished record."""
+    from cdyn_bench.sweep import missing_cells, read_manifest
+
+    lines = []
+    for d in dirs:
+        manifest = read_manifest(Path(d))
+        missing = missing_cells(manifest) if manifest else []
+        if missing:
+            lines.append(f"{d}: {len(missing)} of {len(manifest.planned)} planned cells have no finished "
+                         f"record (e.g. {Path(missing[0].run_dir).name}); rerun the sweep to finish them")
+    return lines
+
+
+def check_keys(df: pd.DataFrame, keys: list[str]) -> None:
+    for key in keys:
+        if key not in config_columns(df):
+            raise ValueError(f"{key!r} is not a config key of these records; swept: {', '.join(swept_keys(df))}")
+
+
+def log_to_wandb(tab: pd.DataFrame, files: list[Path], group: str | None, mode: str, out: Path) -> None:
+    """Log the table and figures to W&B (WANDB_MODE wins over `mode`); a failure is one warning line."""
+    mode = os.environ.get("WANDB_MODE", mode)
+    if mode == "disabled":
+        return
+    try:
+        import wandb
+
+        run = wandb.init(project="cdyn-bench", mode=mode, group=group, job_type="report", dir=str(out),
+                         name=f"report-{group or 'runs'}", reinit=True)
+        images = {p.stem: wandb.Image(str(p)) for p in files if p.suffix == ".png"}
+        run.log({"table": wandb.Table(dataframe=tab), **images})
+        run.finish()
+    except Exception as err:  # noqa: BLE001 - W&B must never fail a report
+        print(f"warning: W&B logging skipped: {type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
+
+
+@dataclass
+class Report:
+    """What cdyn-report made: the table, its keys, the files written and one line per problem found."""
+
+    table: pd.DataFrame
+    keys: list[str]
+    files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[str] | None = None,
+                wandb: str | None = None) -> Report:
+    """Load the records under `dirs`, write the table and figures under `out`; ValueError if none load."""
+    df, problems = load(dirs)
+    problems += unfinished(dirs)
+    if df.empty:
+        raise ValueError(f"no finished run records under {', '.join(map(str, dirs))}")
+    check_keys(df, [k for k in [x, *(heat or [])] if k])
+    tab, cell, over = build(df)
+    files = write_tables(tab, cell + over, out) + write_figures(df, cell, over, out, x, heat)
+    if wandb:
+        groups = df["sweep_name"].unique()
+        log_to_wandb(tab, files, groups[0] if len(groups) == 1 else None, wandb, out)
+    return Report(tab, cell + over, files, problems)

@@ -1,0 +1,126 @@
+"""cdyn-report on hand-made records: best lr per cell, seed statistics, diverged runs, broken records, files."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cdyn_bench.record import RESULT, RunResult, config_hash, run_dir, write_result
+from cdyn_bench.report import aggregate, build, load, make_report, markdown, select_best, swept_keys
+
+CDYN_REPORT = str(Path(sys.executable).parent / "cdyn-report")
+MODELS = {"gated": {"d_model": 16, "mixer": {"A": "scalar_gate"}}, "softmax": {"d_model": 16, "mixer": {"A": "identity"}}}
+
+
+def fake_run(root: Path, model: str, lr: float, seed: int, val: float, test: float, status: str = "completed",
+             **extra) -> RunResult:
+    """Write the record of a run that never trained; metrics and status as given."""
+    config = {"model": {"name": model, **MODELS[model]}, "task": {"name": "mqar", "seq_len": 16},
+              "train": {"lr": lr, "weight_decay": 0.1, "num_threads": 1}, "seed": seed, "sweep_name": "t", **extra}
+    digest = config_hash(config)
+    history = [{"step": s, "train_loss": 3.0 - s / 10, "val_accuracy": val * s / 20} for s in (10, 20)]
+    result = RunResult(config=config, config_hash=digest, status=status, seed=seed, history=history, steps=20,
+                       metrics={"val_accuracy": val, "test_accuracy": test, "test_macro_accuracy": test,
+                                "train_loss": 1.0}, diverged_at=3 if status == "diverged" else None,
+                       train_seconds=1.0, n_params=100, state_size=64, run_dir=str(run_dir(root, config, digest)))
+    write_result(result)
+    return result
+
+
+@pytest.fixture
+def grid(tmp_path) -> Path:
+    """gated x {lr 1e-3, 3e-3} x 3 seeds (3e-3 better on validation); softmax diverges at 3e-3 for two seeds."""
+    for seed in range(3):
+        fake_run(tmp_path, "gated", 1e-3, seed, val=0.5, test=0.4 + seed / 100)
+        fake_run(tmp_path, "gated", 3e-3, seed, val=0.8, test=0.7 + seed / 100)
+        fake_run(tmp_path, "softmax", 1e-3, seed, val=0.6, test=0.6)
+        status = "diverged" if seed < 2 else "completed"
+        fake_run(tmp_path, "softmax", 3e-3, seed, val=0.9 if seed == 2 else math.nan, test=0.95, status=status)
+    return tmp_path
+
+
+def test_swept_keys_are_the_varying_keys_without_preset_knobs_or_seed(grid):
+    df, problems = load([grid])
+    assert not problems and len(df) == 12
+    assert swept_keys(df) == ["model.name", "train.lr"]
+
+
+def test_select_best_keeps_all_seeds_of_the_best_mean_validation_setting(grid):
+    df, _ = load([grid])
+    best = select_best(df, ["task.name", "model.name"], ["train.lr"])
+    chosen = best.groupby("model.name")["train.lr"].unique().map(list).to_dict()
+    # softmax 3e-3 has one completed seed at 0.9 but two diverged ones (scored 0): 1e-3 wins.
+    assert chosen == {"gated": [3e-3], "softmax": [1e-3]} and len(best) == 6
+
+
+def test_aggregate_counts_diverged_runs_and_leaves_them_out_of_the_means(grid):
+    df, _ = load([grid])
+    summary = aggregate(df, ["model.name", "train.lr"]).set_index(["model.name", "train.lr"])
+    softmax_fast = summary.loc[("softmax", 3e-3)]
+    assert softmax_fast["n"] == 3 and softmax_fast["n_diverged"] == 2
+    assert softmax_fast["test_accuracy_mean"] == pytest.approx(0.95) and math.isnan(softmax_fast["test_accuracy_std"])
+    gated_fast = summary.loc[("gated", 3e-3)]
+    assert gated_fast["test_accuracy_mean"] == pytest.approx(0.71)
+    assert gated_fast["test_accuracy_std"] == pytest.approx(pd.Series([0.7, 0.71, 0.72]).std())
+
+
+def test_table_has_explicit_columns_and_markdown_aligns(grid):
+    df, _ = load([grid])
+    tab, cell, over = build(df)
+    assert cell == ["task.name", "model.name"] and over == ["train.lr"]
+    assert list(tab.columns[:3]) == ["task.name", "model.name", "train.lr"] and len(tab) == 2
+    lines = markdown(tab, cell + over).splitlines()
+    assert len({len(line) for line in lines}) == 1 and lines[1].startswith("|---")
+    assert "0.7100 ± 0.0100" in lines[2]
+
+
+def test_all_diverged_cell_reads_diverged_not_zero(tmp_path):
+    for seed in range(2):
+        fake_run(tmp_path, "gated", 1e-3, seed, val=0.5, test=0.5)
+        fake_run(tmp_path, "softmax", 1e-3, seed, val=math.nan, test=0.0, status="diverged")
+    report = make_report([tmp_path], tmp_path / "report")
+    row = report.table.set_index("model.name").loc["softmax"]
+    assert row["n_diverged"] == 2 and math.isnan(row["test_accuracy_mean"])
+    softmax_line = next(line for line in markdown(report.table, report.keys).splitlines() if "softmax" in line)
+    assert " diverged |" in softmax_line and "2/2" in softmax_line and "0.0000" not in softmax_line
+
+
+def test_report_writes_tables_and_figures(grid, tmp_path):
+    out = tmp_path / "out"
+    report = make_report([grid], out, heat=["model.name", "train.lr"])
+    names = sorted(p.name for p in report.files)
+    assert names == ["accuracy_vs_train.lr.png", "curves.png", "heatmap_model.name_train.lr.png",
+                     "table.csv", "table.md", "table.parquet"]
+    assert all((out / n).stat().st_size > 0 for n in names)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "table.parquet"), report.table)
+    with pytest.raises(ValueError, match="not a config key"):
+        make_report([grid], out, x="model.nmae")
+
+
+def test_broken_records_are_one_warning_line_each_and_skipped(grid):
+    paths = sorted(grid.rglob(RESULT))
+    paths[0].write_text(paths[0].read_text()[:50])
+    paths[1].write_text('{"status": "running"}')
+    proc = subprocess.run([CDYN_REPORT, str(grid)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and str(paths[0]) in warnings[0] and str(paths[1]) in warnings[1]
+    assert "Traceback" not in proc.stderr and "| gated" in proc.stdout
+    assert (grid / "report" / "table.csv").exists()
+
+
+def test_no_records_is_an_error_line(tmp_path):
+    proc = subprocess.run([CDYN_REPORT, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "no finished run records" in proc.stderr
+
+
+def test_wandb_offline_logging_never_fails_the_report(grid, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    report = make_report([grid], tmp_path / "out", wandb="offline")
+    assert len(report.table) == 2 and list((tmp_path / "out" / "wandb").glob("offline-run-*"))
