@@ -12,8 +12,6 @@ POS_EMBS = ("none", "learned", "rotary")
 BLOCK_NORMS = ("layer", "rms", "none")
 DEVICES = ("auto", "cpu", "cuda")
 WANDB_MODES = ("offline", "online", "disabled")
-TASK_DATA_KEYS = ("name", "num_train", "num_val", "num_test", "loss_on")
-LOSS_ON = ("scored", "all")
 
 
 @dataclass

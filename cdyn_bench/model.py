@@ -1,13 +1,33 @@
-"""The language-model backbone around the mixer: embeddings, pre-norm residual blocks, head."""
+"""The backbone around the mixer: embeddings, pre-norm residual blocks, and a read-out to token logits.
+
+Two read-outs. 'lm': the head reads the hidden state at each selected position (a causal language
+model). 'last_position': MAD's auto-encoder (athms/mad-lab `mad/model/auto_encoder.py`) for
+compression: the blocks encode the sequence, the hidden state at the last position is its
+representation r, and every selected position t is decoded from r + sincos(t) by an MLP
+(norm, linear, GELU, norm, linear, GELU) before the final norm and head.
+"""
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 from cdyn_bench.config import ModelConfig
+from cdyn_bench.data import READOUTS
 from cdyn_bench.mixer.layer import CoeffMixer
+from cdyn_bench.registry import check_choice
 
 NORMS = {"layer": nn.LayerNorm, "rms": nn.RMSNorm, "none": lambda d: nn.Identity()}
+
+
+def sincos_positions(num_positions: int, d: int) -> Tensor:
+    """(num_positions, d) fixed sinusoidal embeddings: sin of d//2 frequencies, then cos, zero-padded."""
+    half = d // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half) / max(half - 1, 1))
+    angle = torch.arange(num_positions).unsqueeze(1) * freq
+    return nn.functional.pad(torch.cat([angle.sin(), angle.cos()], dim=1), (0, d % 2))
 
 
 class Block(nn.Module):
@@ -30,16 +50,35 @@ class Block(nn.Module):
         return x
 
 
+class LastPositionDecoder(nn.Module):
+    """MAD's compression decoder: position t's feature from the last hidden state and sincos(t)."""
+
+    def __init__(self, d: int, max_len: int, norm: str):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            NORMS[norm](d), nn.Linear(d, d), nn.GELU(), NORMS[norm](d), nn.Linear(d, d), nn.GELU(),
+        )
+        self.register_buffer("positions", sincos_positions(max_len, d), persistent=False)
+
+    def forward(self, h: Tensor, select: Tensor) -> Tensor:
+        """Features (N, d) at the N positions set in `select` (B, T), from h[:, -1] only."""
+        batch, position = select.nonzero(as_tuple=True)
+        return self.mlp(h[batch, -1] + self.positions[position])
+
+
 class LanguageModel(nn.Module):
     """Token ids (B, T) -> logits over the vocabulary, at every position or only at selected ones."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, readout: str = "lm"):
         super().__init__()
+        check_choice("task.readout", readout, READOUTS)
         self.cfg = cfg
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         self.pos = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.pos_emb == "learned" else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = NORMS[cfg.norm](cfg.d_model)
+        self.decoder = LastPositionDecoder(cfg.d_model, cfg.max_len, cfg.norm) if readout == "last_position" else None
+        self.out_norm = NORMS[cfg.norm](cfg.d_model) if self.decoder is not None else nn.Identity()
         self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
 
     def hidden(self, tokens: Tensor) -> Tensor:
@@ -54,7 +93,11 @@ class LanguageModel(nn.Module):
     def forward(self, tokens: Tensor, select: Tensor | None = None) -> Tensor:
         """Logits (B, T, V), or (N, V) at the N positions where the bool mask `select` (B, T) is set."""
         h = self.hidden(tokens)
-        return self.head(h if select is None else h[select])
+        if self.decoder is None:
+            return self.head(h if select is None else h[select])
+        mask = torch.ones(tokens.shape, dtype=torch.bool, device=tokens.device) if select is None else select
+        logits = self.head(self.out_norm(self.decoder(h, mask)))
+        return logits if select is not None else logits.view(*tokens.shape, -1)
 
     def state_size(self, seq_len: int) -> int:
         """Inference state of all mixers, floats per sequence."""

@@ -52,7 +52,7 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     data = TaskData(task, cfg.seed, cfg.train.batch_size)
-    model = LanguageModel(cfg.model, data.vocab_size).to(device)
+    model = LanguageModel(cfg.model, data.vocab_size, readout=task.readout).to(device)
     monitor_base = {"config_hash": digest, "seed": cfg.seed}
     with LiveDisplay(directory.name, cfg.train.max_steps, cfg.progress) as display:
         outcome = train(model, data, cfg.train, device, Monitor(display, directory / record.PROGRESS, monitor_base))

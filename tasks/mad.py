@@ -85,7 +85,9 @@ def compression(
         train_targets    2    0    0    0    0    3
 
     Scored: the seq_len - 1 content positions. Trained on (loss_on='all'): every position, as
-    MAD's loss also reconstructs the compression token.
+    MAD's loss also reconstructs the compression token. Each target is the input at its own
+    position, so a causal LM would read the answer: decode from the last position only (cdyn-bench:
+    task.readout=last_position).
     """
     _validate_compression(vocab_size, seq_len)
     inputs = rng.integers(0, vocab_size - 1, size=(num_examples, seq_len))

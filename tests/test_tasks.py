@@ -17,7 +17,7 @@ from cdyn_bench.tasks import IGNORE, TASKS
 from cdyn_bench.tasks.mad import memorization_map
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_KEYS = {"name", "num_train", "num_val", "num_test", "loss_on"}
+DATA_KEYS = {"name", "num_train", "num_val", "num_test", "loss_on", "readout"}
 
 # Small settings that keep every test fast; each test overrides what it studies.
 SMALL = {
