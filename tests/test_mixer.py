@@ -8,9 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cdyn_bench.mixer import CoeffMixer, MixerConfig, coefficients, quadratic
-from cdyn_bench.mixer.components import Evolution
+from cdyn_bench.mixer import FORMS, CoeffMixer, MixerConfig, coefficients, quadratic
+from cdyn_bench.mixer.components import Evolution, segsum
 from cdyn_bench.registry import ConfigError
+
+STATE_FORMS = ["quadratic", "recurrent", "chunked"]
 
 
 def assert_close(name, ref, out, ratio=1e-5):
@@ -110,8 +112,138 @@ def test_state_size_is_constant_only_for_linear_readout(phi):
     assert (len(sizes) == 1) == (phi == "identity")
 
 
-def test_mixer_knob_errors_name_the_key():
-    with pytest.raises(ConfigError, match=r"model\.mixer\.phi='tanh'"):
-        MixerConfig(phi="tanh").check(64)
-    with pytest.raises(ConfigError, match=r"model\.mixer\.n_heads=3"):
-        MixerConfig(n_heads=3).check(64)
+def test_state_size_counts_state_normaliser_and_conv_cache():
+    H, n, dv, d = 2, 8, 16, 32
+    plain = CoeffMixer(d, MixerConfig(n_heads=H, head_dim=n, value_dim=dv))
+    assert plain.state_size(100) == H * n * dv
+    mlstm = CoeffMixer(d, MixerConfig(n_heads=H, head_dim=n, value_dim=dv, eta="mlstm", conv_size=4))
+    assert mlstm.state_size(100) == H * n * dv + H * (n + 1) + 3 * H * (2 * n + dv)
+    softmax = CoeffMixer(d, MixerConfig(n_heads=H, head_dim=n, value_dim=dv, phi="exp", eta="sum", share_qk=True))
+    assert softmax.state_size(100) == 100 * (n + H * dv)
+
+
+BAD_KNOBS = [
+    (dict(phi="tanh"), r"model\.mixer\.phi='tanh'.*Allowed: identity"),
+    (dict(n_heads=3), r"model\.mixer\.n_heads=3"),
+    (dict(A="householdr"), r"model\.mixer\.A='householdr'.*Did you mean householder"),
+    (dict(form="chunked", phi="exp"), r"model\.mixer\.form=chunked needs model\.mixer\.phi=identity.*Allowed forms"),
+    (dict(form="recurrent", eta="abs_sum"), r"model\.mixer\.form=recurrent cannot compute model\.mixer\.eta=abs_sum"),
+    (dict(b="delta_B", A="scalar_gate", gate="sigmoid"), r"model\.mixer\.b=delta_B needs .*gate=mamba"),
+    (dict(A="scalar_gate", gamma_heads="retnet"), r"model\.mixer\.gamma_heads=retnet needs model\.mixer\.A=fixed"),
+    (dict(A="scalar_gate", gate="mamba", rate_init="s4d_real"), r"model\.mixer\.rate_init=s4d_real"),
+    (dict(gamma=0.0), r"model\.mixer\.gamma=0\.0"),
+    (dict(gate="lstm"), r"model\.mixer\.gate='lstm'.*Allowed: sigmoid, mamba, mlstm"),
+    (dict(dt_min=0.2, dt_max=0.1), r"model\.mixer\.dt_min=0\.2"),
+    (dict(gate_temperature=-1.0), r"model\.mixer\.gate_temperature=-1\.0"),
+    (dict(out_norm="group", value_dim=1), r"model\.mixer\.out_norm=group .*value_dim >= 2"),
+]
+
+
+@pytest.mark.parametrize("knobs,message", BAD_KNOBS, ids=[",".join(f"{k}={v}" for k, v in b.items()) for b, _ in BAD_KNOBS])
+def test_mixer_knob_errors_name_the_key(knobs, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        MixerConfig(**knobs).check(64)
+    assert "\n" not in str(error.value)
+
+
+def test_auto_form_is_chunked_only_where_it_can_run():
+    assert MixerConfig(phi="identity", eta="mlstm").resolved_form() == "chunked"
+    assert MixerConfig(phi="exp", eta="sum").resolved_form() == "quadratic"
+    assert MixerConfig(phi="identity", eta="abs_sum").resolved_form() == "quadratic"
+    assert CoeffMixer(16, MixerConfig(form="recurrent")).form == "recurrent"
+
+
+def linear_attention_closed_form(q, k, v):
+    """Katharopoulos et al. (2020): y_i = q_i^T S_i / q_i^T z_i, S_i = sum_{j<=i} k_j v_j^T, z_i = sum_{j<=i} k_j."""
+    S = torch.cumsum(k[..., :, None] * v[..., None, :], dim=1)  # (B, T, H, n, dv)
+    z = torch.cumsum(k, dim=1)
+    return torch.einsum("bthn,bthnd->bthd", q, S) / torch.einsum("bthn,bthn->bth", q, z)[..., None]
+
+
+@pytest.mark.parametrize("form", STATE_FORMS)
+def test_linear_attention_equals_closed_form(form):
+    q, k, v = (F.elu(x) + 1 if i < 2 else x for i, x in enumerate(qkv(T=70)))
+    y = run_form(form, q, k, v, Evolution(), "sum")
+    assert_close(f"{form} vs closed form", linear_attention_closed_form(q, k, v), y, 1e-10)
+
+
+def run_form(form, q, b, v, evolution, eta, chunk_size=16):
+    options = {"chunk_size": chunk_size} if form == "chunked" else {}
+    return FORMS[form](q, b, v, evolution, "identity", eta, **options)
+
+
+def delta_rule_loop(q, k, v, beta, log_a=None):
+    """DeltaNet / Gated DeltaNet: S_t = a_t S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T, o_t = S_t q_t."""
+    B, T, H, n = q.shape
+    S = torch.zeros(B, H, v.shape[-1], n, dtype=q.dtype)
+    out = torch.zeros_like(v)
+    for t in range(T):
+        k_t, b_t = k[:, t, :, None, :], beta[:, t, :, None, None]  # (B, H, 1, n), (B, H, 1, 1)
+        a_t = torch.exp(log_a[:, t])[..., None, None] if log_a is not None else 1.0
+        S = a_t * (S - b_t * (S @ k_t.transpose(-1, -2)) @ k_t) + b_t * v[:, t, :, :, None] @ k_t
+        out[:, t] = (S @ q[:, t, :, :, None]).squeeze(-1)
+    return out
+
+
+@pytest.mark.parametrize("gated", [False, True], ids=["deltanet", "gated_deltanet"])
+@pytest.mark.parametrize("form", STATE_FORMS)
+def test_delta_rule_equals_explicit_loop(form, gated):
+    q, k, v = qkv(T=45)
+    k = F.normalize(k, dim=-1)
+    beta = torch.sigmoid(torch.randn(2, 45, 2, dtype=torch.float64))
+    log_a = F.logsigmoid(torch.randn(2, 45, 2, dtype=torch.float64) + 2) if gated else None
+    y = run_form(form, q, beta[..., None] * k, v, Evolution(log_a, beta, k), "one")
+    assert_close(f"{form} vs delta rule", delta_rule_loop(q, k, v, beta, log_a), y, 1e-10)
+
+
+def ssd_scan(X, A, Bm, C, block_len):
+    """Mamba-2's chunked segment-sum scan (`ssd_minimal_discrete`): X = x * dt, A = dt * a (B, T, H)."""
+    X, A, Bm, C = (x.unflatten(1, (-1, block_len)) for x in (X, A, Bm, C))  # (B, c, l, ...)
+    A = A.permute(0, 3, 1, 2)  # (B, H, c, l)
+    A_cumsum = torch.cumsum(A, dim=-1)
+    Y_diag = torch.einsum("bclhn,bcshn,bhcls,bcshp->bclhp", C, Bm, torch.exp(segsum(A)), X)
+    decay_states = torch.exp(A_cumsum[..., -1:] - A_cumsum)
+    states = torch.einsum("bclhn,bhcl,bclhp->bchpn", Bm, decay_states, X)
+    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)
+    decay_chunk = torch.exp(segsum(F.pad(A_cumsum[..., -1], (1, 0))))
+    states = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)[:, :-1]
+    Y_off = torch.einsum("bclhn,bchpn,bhcl->bclhp", C, states, torch.exp(A_cumsum))
+    return (Y_diag + Y_off).flatten(1, 2)
+
+
+@pytest.mark.parametrize("form", STATE_FORMS)
+def test_mamba2_equals_segment_sum_scan(form):
+    C, Bm, x = qkv(T=48)
+    dt = F.softplus(torch.randn(2, 48, 2, dtype=torch.float64) - 2)
+    a = -torch.tensor([1.0, 12.0], dtype=torch.float64)
+    y = run_form(form, C, dt[..., None] * Bm, x, Evolution(dt * a), "one")
+    assert_close(f"{form} vs ssd", ssd_scan(x * dt[..., None], dt * a, Bm, C, 16), y, 1e-10)
+
+
+def mlstm_loop(q, k, v, log_f, i_tilde):
+    """xLSTM's stabilised mLSTM: m_t = max(log f_t + m_{t-1}, i~_t), C_t = f' C_{t-1} + i' v_t k_t^T,
+    n_t = f' n_{t-1} + i' k_t, h_t = C_t q_t / max(|n_t^T q_t|, exp(-m_t)), f' = exp(log f_t + m_{t-1} - m_t),
+    i' = exp(i~_t - m_t)."""
+    B, T, H, n = q.shape
+    C = torch.zeros(B, H, v.shape[-1], n, dtype=q.dtype)
+    nrm = torch.zeros(B, H, n, dtype=q.dtype)
+    m = torch.full((B, H), float("-inf"), dtype=q.dtype)
+    h = torch.zeros_like(v)
+    for t in range(T):
+        m_new = torch.maximum(log_f[:, t] + m, i_tilde[:, t])
+        f, i = torch.exp(log_f[:, t] + m - m_new), torch.exp(i_tilde[:, t] - m_new)
+        C = f[..., None, None] * C + i[..., None, None] * v[:, t, :, :, None] * k[:, t, :, None, :]
+        nrm = f[..., None] * nrm + i[..., None] * k[:, t]
+        den = torch.maximum((nrm * q[:, t]).sum(-1).abs(), torch.exp(-m_new))
+        h[:, t] = (C @ q[:, t, :, :, None]).squeeze(-1) / den[..., None]
+        m = m_new
+    return h
+
+
+@pytest.mark.parametrize("form", STATE_FORMS)
+def test_mlstm_equals_stabilised_recurrence(form):
+    q, k, v = qkv(T=50)
+    log_f = F.logsigmoid(torch.randn(2, 50, 2, dtype=torch.float64) + 3)
+    i_tilde = 30 * torch.randn(2, 50, 2, dtype=torch.float64)
+    y = run_form(form, q, k / math.sqrt(8), v, Evolution(log_f, log_i=i_tilde), "mlstm")
+    assert_close(f"{form} vs mLSTM", mlstm_loop(q, k / math.sqrt(8), v, log_f, i_tilde), y, 1e-10)

@@ -1,13 +1,17 @@
-"""The pluggable pieces of the mixer, keyed by their config names: psi, phi, eta's f, and A_t."""
+"""The pluggable pieces of the mixer, keyed by their config names: psi, phi, eta, and A_t in log space.
+
+The normaliser helpers serve the state forms (recurrent, chunked): with eta = sum or mlstm the
+state carries one extra value column of ones, so that y_i and sum_j alpha~_ij come out together,
+and a per-row log scale m_i that cancels in the ratio (see `STABILISED`).
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def _elu1(x: Tensor) -> Tensor:
@@ -20,6 +24,7 @@ FEATURE_MAPS = {
     "relu": F.relu,
     "exp": torch.exp,
     "softmax": lambda x: torch.softmax(x, dim=-1),
+    "silu": F.silu,
 }
 
 READOUTS = {
@@ -31,55 +36,73 @@ READOUTS = {
     "sigmoid": torch.sigmoid,
 }
 
-INPUTS = ("key",)
-NORMALISERS = ("one", "sum", "abs_sum", "learned")
-EVOLUTIONS = ("identity", "fixed", "learned_scalar", "scalar_gate", "diag_gate")
+INPUTS = ("key", "feature", "delta_B", "beta_key", "input_gate_key")
+NORMALISERS = ("one", "sum", "abs_sum", "learned", "mlstm")
+EVOLUTIONS = ("identity", "fixed", "learned_scalar", "scalar_gate", "diag_gate", "householder", "gated_householder")
 
 # f in the learned normaliser eta_i = exp(f(w^T u_i + o_h)).
 ETA_FS = {"exp": torch.exp, "elu": F.elu, "softplus": F.softplus, "sigmoid": torch.sigmoid}
 
+# Normalisers for which the state forms carry the causal sum and a per-row log scale m_i.
+STABILISED = ("sum", "mlstm")
+
 
 @dataclass
 class Evolution:
-    """A_t for every step, in log space.
+    """A_t = exp(log_a_t) * A'_t for every step and head, and the log input gate on b_j.
 
-    log_a: None for A_t = I; (B, T, H) for a scalar a_t*I; (B, T, H, n) for Diag(a_t).
+    log_a: None for no factor; (B, T, H) for a scalar a_t*I; (B, T, H, n) for Diag(a_t).
+    beta, direction: (B, T, H) and unit (B, T, H, n) vectors k_t of a Householder part
+        A'_t = I - beta_t k_t k_t^T (None when A'_t = I).
+    log_i: (B, T, H) log of an input gate i_j multiplying b_j (mLSTM); it is kept in log space
+        beside the decays so that normalised forms can subtract a running maximum.
     """
 
-    log_a: Tensor | None
+    log_a: Tensor | None = None
+    beta: Tensor | None = None
+    direction: Tensor | None = None
+    log_i: Tensor | None = None
+
+    @property
+    def scalar(self) -> Tensor | None:
+        """(B, T, H) log of the scalar factor, or None."""
+        return self.log_a if self.log_a is not None and self.log_a.dim() == 3 else None
+
+    @property
+    def diagonal(self) -> Tensor | None:
+        """(B, T, H, n) log of the diagonal factors, or None."""
+        return self.log_a if self.log_a is not None and self.log_a.dim() == 4 else None
+
+    @property
+    def householder(self) -> bool:
+        return self.beta is not None
 
 
-def _logit(p: Tensor) -> Tensor:
-    return torch.log(p) - torch.log1p(-p)
+def segsum(log_a: Tensor) -> Tensor:
+    """(..., T) -> (..., T, T) with [i, j] = sum_{t=j+1..i} log_a[t] for j <= i and -inf above."""
+    T = log_a.shape[-1]
+    x = log_a[..., None, :].expand(*log_a.shape, T).transpose(-1, -2)  # [i, j] = log_a[i]
+    below = torch.tril(torch.ones(T, T, dtype=torch.bool, device=log_a.device), diagonal=-1)
+    sums = torch.cumsum(x.masked_fill(~below, 0.0), dim=-2)
+    causal = torch.tril(torch.ones(T, T, dtype=torch.bool, device=log_a.device))
+    return sums.masked_fill(~causal, float("-inf"))
 
 
-class EvolutionParams(nn.Module):
-    """Produces A_t from the block input u; learned and gated forms have a = sigmoid(.) in (0, 1)."""
+def augment(v: Tensor, eta: str) -> Tensor:
+    """v (..., dv) with a column of ones appended when eta needs the causal sum of coefficients."""
+    return torch.cat([v, torch.ones_like(v[..., :1])], dim=-1) if eta in STABILISED else v
 
-    def __init__(self, kind: str, d_model: int, n_heads: int, n: int,
-                 gamma: float, gate_min: float, gate_max: float):
-        super().__init__()
-        self.kind, self.n_heads, self.gamma = kind, n_heads, gamma
-        width = {"learned_scalar": n_heads, "scalar_gate": n_heads, "diag_gate": n_heads * n}.get(kind, 0)
-        # Initial factors spread evenly over [gate_min, gate_max], as logits.
-        init = _logit(torch.linspace(gate_min, gate_max, width)) if width else None
-        if kind == "learned_scalar":
-            self.logit = nn.Parameter(init)
-        elif kind in ("scalar_gate", "diag_gate"):
-            self.proj = nn.Linear(d_model, width)
-            with torch.no_grad():
-                self.proj.weight.mul_(0.1)
-                self.proj.bias.copy_(init)
 
-    def forward(self, u: Tensor) -> Evolution:
-        B, T, _ = u.shape
-        if self.kind == "identity":
-            return Evolution(None)
-        if self.kind == "fixed":
-            return Evolution(u.new_full((B, T, self.n_heads), math.log(self.gamma)))
-        if self.kind == "learned_scalar":
-            return Evolution(F.logsigmoid(self.logit).expand(B, T, self.n_heads))
-        log_a = F.logsigmoid(self.proj(u))
-        if self.kind == "diag_gate":
-            log_a = log_a.view(B, T, self.n_heads, -1)
-        return Evolution(log_a)
+def normalise(y: Tensor, m: Tensor, eta: str, eta_learned: Tensor | None) -> Tensor:
+    """y_i / eta_i from the state forms' output y (B, T, H, dv [+1]) and its log scale m (B, T, H).
+
+    y holds exp(-m_i) * sum_j alpha~_ij [v_j, 1]; m is zero unless eta is in STABILISED.
+    """
+    if eta == "one":
+        return y
+    if eta == "learned":
+        return y / eta_learned[..., None]
+    num, den = y[..., :-1], y[..., -1:]
+    if eta == "sum":
+        return num / den
+    return num / torch.maximum(den.abs(), torch.exp(-m)[..., None])

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdyn_bench.mixer.components import ETA_FS, EVOLUTIONS, FEATURE_MAPS, INPUTS, NORMALISERS, READOUTS
-from cdyn_bench.mixer.forms import FORMS
+from cdyn_bench.mixer.forms import FORM_NAMES, STATE_FORMS, STATE_NORMALISERS
+from cdyn_bench.mixer.gates import GAMMA_HEADS, GATED, RATE_INITS
 from cdyn_bench.registry import ConfigError, check_choice
 
-OUT_NORMS = ("none", "group")
+OUT_NORMS = ("none", "group", "rms")
+GATES = ("sigmoid", "mamba", "mlstm")
 
 
 @dataclass
@@ -16,24 +18,44 @@ class MixerConfig:
     """Knobs of one coefficient-dynamics mixer; names follow the paper's symbols.
 
     A: evolution matrix A_t. identity; fixed = gamma*I; learned_scalar = one learned a_h per head;
-       scalar_gate = input-dependent a_t*I; diag_gate = input-dependent Diag(a_t).
-    gate_min, gate_max: range of the initial per-step factor a (per head, or per channel for
-       diag_gate) at zero input; learned and gated A are parametrised in log space.
-    b: impulse source; scale_b multiplies it by 1/sqrt(n).
-    psi: feature map on q and k; normalize_k: L2-normalise keys.
-    phi: scalar readout on q_i^T A_i...A_{j+1} b_j; eta: normaliser eta_i
-       (one, sum = causal sum of phi values, abs_sum, learned = exp(eta_f(w^T u_i + o_h))).
-    head_dim: n, the state size per head (0 = d_model / n_heads); value_dim likewise.
+       scalar_gate = input-dependent a_t*I; diag_gate = input-dependent Diag(a_t);
+       householder = I - beta_t k_t k_t^T (k_t L2-normalised); gated_householder = a_t (I - beta_t k_t k_t^T).
+    gamma, gamma_heads: A = fixed uses gamma for every head (same) or RetNet's 1 - 2^(-5-h) (retnet).
+    gate: parametrisation of a learned or gated A, in log space. sigmoid: a = sigmoid(W u + c)^(1/tau)
+       with tau = gate_temperature, W of rank gate_rank (0 = full), a in [gate_min, gate_max] at
+       zero input; mlstm: xLSTM's forget gate sigmoid(W u + c), W = 0 and c from logit(gate_min) to
+       logit(gate_max); mamba: a = exp(-Delta_t r), Delta_t = softplus(W u + dt_bias) in
+       [dt_min, dt_max] at zero input, rate r uniform in [rate_min, rate_max] or 1..n (s4d_real).
+    b: impulse source. key = k_j; feature = psi(k_j); delta_B = Delta_t k_t (Mamba, gate = mamba);
+       beta_key = beta_t k_t (DeltaNet); input_gate_key = exp(i~_t) k_t (mLSTM). scale_b: times 1/sqrt(n).
+    psi: feature map on q, and on k when b = feature; normalize_k: L2-normalise keys.
+    phi: scalar readout on q_i^T A_i...A_{j+1} b_j. eta: normaliser eta_i: one; sum = causal sum
+       of phi values; abs_sum; learned = exp(eta_f(w^T u_i + o_h)); mlstm = max(|sum|, 1).
+    n_heads; head_dim: n, the state size per head; value_dim: per head (0 = d_model / n_heads);
+    share_qk: one q and one k (Mamba's C and B) shared by all heads.
     conv_size: width of the short causal depthwise convolution on q, k, v (0 = off).
+    out_norm: per-head norm of y (group = RetNet's GroupNorm, rms); out_gate: y * silu(W u).
+    form: quadratic, recurrent, chunked, or auto = chunked where it can compute the knobs, else
+       quadratic. chunk_size: tokens per chunk of the chunked form.
     """
 
     n_heads: int = 1
     head_dim: int = 0
     value_dim: int = 0
+    share_qk: bool = False
     A: str = "identity"
     gamma: float = 1.0
+    gamma_heads: str = "same"
+    gate: str = "sigmoid"
     gate_min: float = 0.9
     gate_max: float = 0.999
+    gate_temperature: float = 1.0
+    gate_rank: int = 0
+    rate_init: str = "uniform"
+    rate_min: float = 1.0
+    rate_max: float = 16.0
+    dt_min: float = 0.001
+    dt_max: float = 0.1
     b: str = "key"
     scale_b: bool = True
     psi: str = "none"
@@ -44,30 +66,87 @@ class MixerConfig:
     conv_size: int = 0
     out_gate: bool = False
     out_norm: str = "none"
-    form: str = "quadratic"
+    form: str = "auto"
     chunk_size: int = 64
 
     def check(self, d_model: int) -> None:
+        """Raise ConfigError, one line naming the knob, on a bad value or combination."""
         for key, allowed in (
-            ("A", EVOLUTIONS), ("b", INPUTS), ("psi", FEATURE_MAPS), ("phi", READOUTS),
-            ("eta", NORMALISERS), ("eta_f", ETA_FS), ("out_norm", OUT_NORMS), ("form", FORMS),
+            ("A", EVOLUTIONS), ("gamma_heads", GAMMA_HEADS), ("gate", GATES), ("rate_init", RATE_INITS),
+            ("b", INPUTS), ("psi", FEATURE_MAPS), ("phi", READOUTS), ("eta", NORMALISERS), ("eta_f", ETA_FS),
+            ("out_norm", OUT_NORMS), ("form", FORM_NAMES),
         ):
             check_choice(f"model.mixer.{key}", getattr(self, key), allowed)
+        self._check_sizes(d_model)
+        self._check_ranges()
+        self._check_gates()
+        self._check_form()
+
+    def _check_sizes(self, d_model: int) -> None:
         if self.n_heads <= 0 or d_model % self.n_heads:
             raise ConfigError(
                 f"model.mixer.n_heads={self.n_heads}: must be a positive divisor of model.d_model={d_model}"
             )
-        for key in ("head_dim", "value_dim", "conv_size"):
+        for key in ("head_dim", "value_dim", "conv_size", "gate_rank"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"model.mixer.{key}={getattr(self, key)}: must be >= 0 (0 = default)")
+        if self.chunk_size <= 0:
+            raise ConfigError(f"model.mixer.chunk_size={self.chunk_size}: must be > 0")
+        if self.out_norm != "none" and self.dims(d_model)[1] < 2:
+            raise ConfigError(
+                f"model.mixer.out_norm={self.out_norm} normalises each head's values: needs value_dim >= 2, "
+                f"got {self.dims(d_model)[1]}. Allowed with value_dim 1: none"
+            )
+
+    def _check_ranges(self) -> None:
         if not 0.0 < self.gate_min <= self.gate_max < 1.0:
             raise ConfigError(
                 f"model.mixer.gate_min={self.gate_min}, gate_max={self.gate_max}: need 0 < gate_min <= gate_max < 1"
             )
-        if self.gamma <= 0:
-            raise ConfigError(f"model.mixer.gamma={self.gamma}: must be > 0")
-        if self.chunk_size <= 0:
-            raise ConfigError(f"model.mixer.chunk_size={self.chunk_size}: must be > 0")
+        if not 0.0 < self.dt_min <= self.dt_max:
+            raise ConfigError(f"model.mixer.dt_min={self.dt_min}, dt_max={self.dt_max}: need 0 < dt_min <= dt_max")
+        if not 0.0 <= self.rate_min <= self.rate_max or self.rate_max <= 0:
+            raise ConfigError(
+                f"model.mixer.rate_min={self.rate_min}, rate_max={self.rate_max}: "
+                "need 0 <= rate_min <= rate_max and rate_max > 0"
+            )
+        for key in ("gamma", "gate_temperature"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"model.mixer.{key}={getattr(self, key)}: must be > 0")
+
+    def _check_gates(self) -> None:
+        if self.gamma_heads == "retnet" and self.A != "fixed":
+            raise ConfigError(f"model.mixer.gamma_heads=retnet needs model.mixer.A=fixed; got A={self.A}")
+        if self.rate_init == "s4d_real" and not (self.A == "diag_gate" and self.gate == "mamba"):
+            raise ConfigError(
+                f"model.mixer.rate_init=s4d_real gives one rate per state channel: needs A=diag_gate and "
+                f"gate=mamba; got A={self.A}, gate={self.gate}. Allowed otherwise: uniform"
+            )
+        if self.b == "delta_B" and (self.gate != "mamba" or self.A not in GATED or self.A == "learned_scalar"):
+            raise ConfigError(
+                f"model.mixer.b=delta_B needs Delta_t: model.mixer.gate=mamba with A in scalar_gate, diag_gate, "
+                f"gated_householder; got A={self.A}, gate={self.gate}"
+            )
+
+    def _check_form(self) -> None:
+        if self.form not in STATE_FORMS:
+            return
+        if self.phi != "identity":
+            raise ConfigError(
+                f"model.mixer.form={self.form} needs model.mixer.phi=identity (a finite state); got phi={self.phi}. "
+                f"Allowed forms for phi={self.phi}: quadratic, auto"
+            )
+        if self.eta not in STATE_NORMALISERS:
+            raise ConfigError(
+                f"model.mixer.form={self.form} cannot compute model.mixer.eta={self.eta}. "
+                f"Allowed eta: {', '.join(STATE_NORMALISERS)}; or form=quadratic"
+            )
+
+    def resolved_form(self) -> str:
+        """The form that runs: `form`, with auto = chunked where the knobs allow it, else quadratic."""
+        if self.form != "auto":
+            return self.form
+        return "chunked" if self.phi == "identity" and self.eta in STATE_NORMALISERS else "quadratic"
 
     def dims(self, d_model: int) -> tuple[int, int]:
         """(n, value dim) per head, with 0 meaning d_model / n_heads."""

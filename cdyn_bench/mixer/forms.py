@@ -4,12 +4,17 @@ Every head computes y_i = sum_{j<=i} alpha_ij v_j with
 
     alpha_ij = phi(q_i^T A_i A_{i-1} ... A_{j+1} b_j) / eta_i.
 
-`coefficients` writes this definition down for every (i, j); `quadratic` multiplies it with v.
-For scalar and diagonal A_t the product A_i...A_{j+1} is exp(sum_{t=j+1..i} log a_t), taken as a
-segment sum in log space so that no cumulative product over the whole sequence is formed.
-With phi = exp and eta = causal sum the coefficients are a softmax over the transported scores,
-computed after subtracting the row maximum; with eta = 1 an overflow of exp is the model's own
-behaviour and is not clamped.
+`coefficients` writes this definition down for every (i, j) and `quadratic` multiplies it with v:
+the reference, valid for every phi and eta. With phi = identity the sum collapses into a state
+S_i = A_i S_{i-1} + b_i v_i^T (n x dv per head), y_i = S_i^T q_i / eta_i, which `recurrent` steps
+through and `chunked` (chunked.py) computes in blocks.
+
+Scalar and diagonal products A_i...A_{j+1} are exp(sum_{t=j+1..i} log a_t), a segment sum in log
+space; the mLSTM input gate i_j joins them there as + log i_j. Householder products are applied to
+the queries one step at a time. With phi = exp and eta = causal sum the coefficients are a softmax
+over the transported scores (row maximum subtracted); with phi = identity and a normalising eta
+(sum, abs_sum, mlstm) every row is divided by exp(m_i), m_i its largest log weight, which cancels.
+With eta = 1 an overflow is the model's own behaviour and is not clamped.
 """
 
 from __future__ import annotations
@@ -17,36 +22,73 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cdyn_bench.mixer.components import READOUTS, Evolution
+from cdyn_bench.mixer.chunked import chunked
+from cdyn_bench.mixer.components import READOUTS, STABILISED, Evolution, augment, normalise, segsum
+
+FORM_NAMES = ("auto", "quadratic", "recurrent", "chunked")
+STATE_FORMS = ("recurrent", "chunked")
+STATE_NORMALISERS = ("one", "sum", "learned", "mlstm")
 
 
-def segsum(log_a: Tensor) -> Tensor:
-    """(..., T) -> (..., T, T) with [i, j] = sum_{t=j+1..i} log_a[t] for j <= i and -inf above."""
-    T = log_a.shape[-1]
-    x = log_a[..., None, :].expand(*log_a.shape, T).transpose(-1, -2)  # [i, j] = log_a[i]
-    below = torch.tril(torch.ones(T, T, dtype=torch.bool, device=log_a.device), diagonal=-1)
-    sums = torch.cumsum(x.masked_fill(~below, 0.0), dim=-2)
-    causal = torch.tril(torch.ones(T, T, dtype=torch.bool, device=log_a.device))
-    return sums.masked_fill(~causal, float("-inf"))
+def _causal(T: int, device: torch.device) -> Tensor:
+    return torch.tril(torch.ones(T, T, dtype=torch.bool, device=device))
 
 
-def transported_scores(q: Tensor, b: Tensor, evolution: Evolution) -> Tensor:
-    """(B, H, T, T) scores q_i^T A_i...A_{j+1} b_j for j <= i; -inf above the diagonal.
+def householder_scores(q: Tensor, b: Tensor, beta: Tensor, direction: Tensor) -> Tensor:
+    """(B, H, T, T) [i, j] = q_i^T H_i ... H_{j+1} b_j with H_t = I - beta_t k_t k_t^T.
 
-    q, b: (B, T, H, n).
+    q, b, direction: (B, H, T, n); beta: (B, H, T). A backward loop over j carries, for every query
+    row i >= j, r_i = H_{j+1} ... H_i q_i (each H_t is symmetric).
     """
-    q, b = q.transpose(1, 2), b.transpose(1, 2)  # (B, H, T, n)
     T = q.shape[2]
-    causal = torch.tril(torch.ones(T, T, dtype=torch.bool, device=q.device))
-    log_a = evolution.log_a
-    if log_a is None:
-        scores = q @ b.transpose(-1, -2)
-    elif log_a.dim() == 3:
-        scores = (q @ b.transpose(-1, -2)) * torch.exp(segsum(log_a.transpose(1, 2)))
-    else:
-        decay = segsum(log_a.permute(0, 2, 3, 1)).permute(0, 1, 3, 4, 2)  # (B, H, T, T, n)
+    rows = torch.arange(T, device=q.device)[:, None]
+    r, columns = q, []
+    for j in reversed(range(T)):
+        columns.append((r * b[:, :, j, None]).sum(-1))
+        k = direction[:, :, j, None]  # (B, H, 1, n)
+        r = r - (rows >= j) * beta[:, :, j, None, None] * (r * k).sum(-1, keepdim=True) * k
+    return torch.stack(columns[::-1], dim=-1)
+
+
+def log_weights(evolution: Evolution, B: int, H: int, T: int, like: Tensor) -> Tensor | None:
+    """(B, H, T, T) sum_{t=j+1..i} log a_t + log i_j for the scalar part of A and the input gate, or None."""
+    if evolution.scalar is None and evolution.log_i is None:
+        return None
+    ls = evolution.scalar if evolution.scalar is not None else like.new_zeros(B, T, H)
+    lw = segsum(ls.transpose(1, 2))
+    if evolution.log_i is not None:
+        lw = lw + evolution.log_i.transpose(1, 2)[..., None, :]
+    return lw
+
+
+def transported_scores(q: Tensor, b: Tensor, evolution: Evolution, shift: Tensor | None = None) -> Tensor:
+    """(B, H, T, T) scores q_i^T A_i...A_{j+1} b_j (times i_j) for j <= i, divided by exp(shift_i); -inf above.
+
+    q, b: (B, T, H, n); shift: (B, H, T) or None.
+    """
+    B, T, H, _ = q.shape
+    q, b = q.transpose(1, 2), b.transpose(1, 2)  # (B, H, T, n)
+    lw = log_weights(evolution, B, H, T, q)
+    if shift is not None:
+        lw = (lw if lw is not None else torch.zeros_like(shift[..., None])) - shift[..., None]
+    if evolution.diagonal is not None:
+        decay = segsum(evolution.diagonal.permute(0, 2, 3, 1)).permute(0, 1, 3, 4, 2)  # (B, H, T, T, n)
+        decay = decay + lw[..., None] if lw is not None else decay
         scores = torch.einsum("bhid,bhjd,bhijd->bhij", q, b, torch.exp(decay))
-    return scores.masked_fill(~causal, float("-inf"))
+    else:
+        if evolution.householder:
+            scores = householder_scores(q, b, evolution.beta.transpose(1, 2), evolution.direction.transpose(1, 2))
+        else:
+            scores = q @ b.transpose(-1, -2)
+        scores = scores * torch.exp(lw) if lw is not None else scores
+    return scores.masked_fill(~_causal(T, q.device), float("-inf"))
+
+
+def row_scale(evolution: Evolution, q: Tensor) -> Tensor:
+    """(B, H, T) m_i = max_j of the log weights reaching row i (zero without scalar decay or input gate)."""
+    B, T, H, _ = q.shape
+    lw = log_weights(evolution, B, H, T, q)
+    return lw.amax(-1).detach() if lw is not None else q.new_zeros(B, H, T)
 
 
 def coefficients(q: Tensor, b: Tensor, evolution: Evolution, phi: str, eta: str,
@@ -55,26 +97,69 @@ def coefficients(q: Tensor, b: Tensor, evolution: Evolution, phi: str, eta: str,
 
     eta_learned: (B, T, H) values of the learned normaliser, used when eta = 'learned'.
     """
-    scores = transported_scores(q, b, evolution)
-    T = scores.shape[-1]
-    causal = torch.tril(torch.ones(T, T, dtype=torch.bool, device=scores.device))
     if phi == "exp" and eta == "sum":
-        return torch.softmax(scores, dim=-1)
+        return torch.softmax(transported_scores(q, b, evolution), dim=-1)
+    m = row_scale(evolution, q) if phi == "identity" and eta in (*STABILISED, "abs_sum") else None
+    scores = transported_scores(q, b, evolution, m)
+    causal = _causal(scores.shape[-1], scores.device)
     alpha = READOUTS[phi](scores.masked_fill(~causal, 0.0)).masked_fill(~causal, 0.0)
     if eta == "one":
         return alpha
-    if eta == "sum":
-        return alpha / alpha.sum(-1, keepdim=True)
+    if eta == "learned":
+        return alpha / eta_learned.transpose(1, 2)[..., None]
     if eta == "abs_sum":
         return alpha / alpha.abs().sum(-1, keepdim=True)
-    return alpha / eta_learned.transpose(1, 2)[..., None]
+    total = alpha.sum(-1, keepdim=True)
+    if eta == "sum":
+        return alpha / total
+    floor = torch.exp(-m)[..., None] if m is not None else torch.ones_like(total)
+    return alpha / torch.maximum(total.abs(), floor)
 
 
 def quadratic(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
               eta_learned: Tensor | None = None) -> Tensor:
-    """y (B, T, H, Dv) = alpha v with alpha materialised: every phi and eta, O(T^2) per head."""
+    """y (B, T, H, dv) = alpha v with alpha materialised: every phi and eta, O(T^2) per head."""
     alpha = coefficients(q, b, evolution, phi, eta, eta_learned)
     return (alpha @ v.transpose(1, 2)).transpose(1, 2)
 
 
-FORMS = {"quadratic": quadratic}
+def step_scales(evolution: Evolution, t: int, m: Tensor, stabilise: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Multipliers of A'_t S and of b_t v_t^T at step t, and the state's new log scale m_t (B, H)."""
+    log_decay = evolution.scalar[:, t] if evolution.scalar is not None else torch.zeros_like(m)
+    log_gain = evolution.log_i[:, t] if evolution.log_i is not None else torch.zeros_like(m)
+    if not stabilise:
+        return torch.exp(log_decay), torch.exp(log_gain), m
+    m_new = torch.maximum(m + log_decay, log_gain).detach()
+    return torch.exp(m + log_decay - m_new), torch.exp(log_gain - m_new), m_new
+
+
+def transition(S: Tensor, evolution: Evolution, t: int) -> Tensor:
+    """A'_t S for the state S (B, H, n, dv): the diagonal or Householder part of A_t."""
+    if evolution.diagonal is not None:
+        return torch.exp(evolution.diagonal[:, t])[..., None] * S
+    if not evolution.householder:
+        return S
+    k = evolution.direction[:, t]  # (B, H, n)
+    kS = torch.einsum("bhn,bhnd->bhd", k, S)
+    return S - evolution.beta[:, t, :, None, None] * k[..., None] * kS[..., None, :]
+
+
+def recurrent(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
+              eta_learned: Tensor | None = None) -> Tensor:
+    """y (B, T, H, dv) stepping S_t = A_t S_{t-1} + i_t b_t v_t^T through time: phi = identity, O(T)."""
+    stabilise = eta in STABILISED
+    v = augment(v, eta)
+    B, T, H, n = q.shape
+    S = q.new_zeros(B, H, n, v.shape[-1])
+    m = q.new_full((B, H), float("-inf")) if stabilise else q.new_zeros(B, H)
+    ys, ms = [], []
+    for t in range(T):
+        decay, gain, m = step_scales(evolution, t, m, stabilise)
+        inp = b[:, t, :, :, None] * v[:, t, :, None, :]  # (B, H, n, dv)
+        S = decay[..., None, None] * transition(S, evolution, t) + gain[..., None, None] * inp
+        ys.append(torch.einsum("bhn,bhnd->bhd", q[:, t], S))
+        ms.append(m)
+    return normalise(torch.stack(ys, 1), torch.stack(ms, 1), eta, eta_learned)
+
+
+FORMS = {"quadratic": quadratic, "recurrent": recurrent, "chunked": chunked}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cdyn_bench.mixer.components import ETA_FS, FEATURE_MAPS, Evolution, EvolutionParams
+from cdyn_bench.mixer.components import ETA_FS, FEATURE_MAPS, STABILISED, Evolution
 from cdyn_bench.mixer.config import MixerConfig
-from cdyn_bench.mixer.forms import FORMS, coefficients
+from cdyn_bench.mixer.forms import FORMS, STATE_NORMALISERS, coefficients
+from cdyn_bench.mixer.gates import EvolutionParams
 
 
 def rotate(x: Tensor, base: float = 10000.0) -> Tensor:
@@ -23,6 +25,18 @@ def rotate(x: Tensor, base: float = 10000.0) -> Tensor:
     return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
 
 
+class HeadRMSNorm(nn.Module):
+    """RMSNorm over each head's values (N, H*dv) at every position; the learned scales are shared by the heads."""
+
+    def __init__(self, n_heads: int, dv: int):
+        super().__init__()
+        self.norm = nn.RMSNorm(dv, eps=1e-5)
+        self.n_heads = n_heads
+
+    def forward(self, y: Tensor) -> Tensor:
+        return self.norm(y.unflatten(-1, (self.n_heads, -1))).flatten(-2)
+
+
 class CoeffMixer(nn.Module):
     """One coefficient-dynamics token mixer with H heads of state size n (see forms.py)."""
 
@@ -31,43 +45,60 @@ class CoeffMixer(nn.Module):
         self.cfg, self.rotary = cfg, rotary
         self.n, self.dv = cfg.dims(d_model)
         H = cfg.n_heads
-        width = H * (2 * self.n + self.dv)
+        self.qk_heads = 1 if cfg.share_qk else H
+        width = 2 * self.qk_heads * self.n + H * self.dv
         self.proj = nn.Linear(d_model, width, bias=False)
         self.conv = (nn.Conv1d(width, width, cfg.conv_size, groups=width, padding=cfg.conv_size - 1)
                      if cfg.conv_size else None)
-        self.evolution = EvolutionParams(cfg.A, d_model, H, self.n, cfg.gamma, cfg.gate_min, cfg.gate_max)
+        self.evolution = EvolutionParams(cfg, d_model, self.n)
         self.eta_proj = nn.Linear(d_model, H) if cfg.eta == "learned" else None
         self.gate = nn.Linear(d_model, H * self.dv, bias=False) if cfg.out_gate else None
-        self.out_norm = nn.GroupNorm(H, H * self.dv) if cfg.out_norm == "group" else None
+        self.out_norm = {"group": lambda: nn.GroupNorm(H, H * self.dv), "rms": lambda: HeadRMSNorm(H, self.dv),
+                         "none": lambda: None}[cfg.out_norm]()
         self.out = nn.Linear(H * self.dv, d_model, bias=False)
+        self.form = cfg.resolved_form()
+        options = {"chunk_size": cfg.chunk_size} if self.form == "chunked" else {}
+        self.run_form = functools.partial(FORMS[self.form], **options)
 
-    def components(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Evolution, Tensor | None]:
-        """q, b (B, T, H, n), v (B, T, H, dv), A_t and the learned eta (B, T, H) from u (B, T, d)."""
+    def qkv(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k (B, T, H, n) and v (B, T, H, dv) after projection and short convolution."""
         B, T, _ = u.shape
         x = self.proj(u)
         if self.conv is not None:
             x = F.silu(self.conv(x.transpose(1, 2))[..., :T].transpose(1, 2))
-        H, n = self.cfg.n_heads, self.n
-        q, k, v = x.split([H * n, H * n, H * self.dv], dim=-1)
-        q, k, v = q.view(B, T, H, n), k.view(B, T, H, n), v.view(B, T, H, self.dv)
+        H, Hk, n = self.cfg.n_heads, self.qk_heads, self.n
+        q, k, v = x.split([Hk * n, Hk * n, H * self.dv], dim=-1)
+        q, k = q.view(B, T, Hk, n).expand(B, T, H, n), k.view(B, T, Hk, n).expand(B, T, H, n)
+        return q, k, v.view(B, T, H, self.dv)
+
+    def impulse(self, k: Tensor, dt: Tensor | None, beta: Tensor | None) -> Tensor:
+        """b_j from the key (the mLSTM input gate stays in the evolution, in log space)."""
+        source = self.cfg.b
+        b = dt[..., None] * k if source == "delta_B" else beta[..., None] * k if source == "beta_key" else k
+        return b / math.sqrt(self.n) if self.cfg.scale_b else b
+
+    def components(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Evolution, Tensor | None]:
+        """q, b (B, T, H, n), v (B, T, H, dv), A_t and the learned eta (B, T, H) from u (B, T, d)."""
+        q, k, v = self.qkv(u)
         if self.rotary:
             q, k = rotate(q), rotate(k)
         psi = FEATURE_MAPS[self.cfg.psi]
-        q, k = psi(q), psi(k)
+        q = psi(q)
+        k = psi(k) if self.cfg.b == "feature" else k
         if self.cfg.normalize_k:
             k = F.normalize(k, dim=-1)
-        b = k / math.sqrt(n) if self.cfg.scale_b else k
+        evolution, dt, beta = self.evolution(u, k)
         eta = None
         if self.eta_proj is not None:
             eta = torch.exp(ETA_FS[self.cfg.eta_f](self.eta_proj(u)))
-        return q, b, v, self.evolution(u), eta
+        return q, self.impulse(k, dt, beta), v, evolution, eta
 
     def forward(self, u: Tensor) -> Tensor:
         q, b, v, evolution, eta = self.components(u)
-        y = FORMS[self.cfg.form](q, b, v, evolution, self.cfg.phi, self.cfg.eta, eta)
+        y = self.run_form(q, b, v, evolution, self.cfg.phi, self.cfg.eta, eta)
         y = y.flatten(2)  # (B, T, H*dv)
         if self.out_norm is not None:
-            y = self.out_norm(y.transpose(1, 2)).transpose(1, 2)
+            y = self.out_norm(y.flatten(0, 1)).view_as(y)
         if self.gate is not None:
             y = y * F.silu(self.gate(u))
         return self.out(y)
@@ -78,8 +109,10 @@ class CoeffMixer(nn.Module):
         return coefficients(q, b, evolution, self.cfg.phi, self.cfg.eta, eta)
 
     def state_size(self, seq_len: int) -> int:
-        """Floats per sequence needed at inference: the recurrent state when phi is linear, else the KV cache."""
-        H, n, dv = self.cfg.n_heads, self.n, self.dv
-        if self.cfg.phi == "identity" and self.cfg.eta != "abs_sum":
-            return H * n * dv + (H * n if self.cfg.eta == "sum" else 0)
-        return seq_len * H * (n + dv)
+        """Floats per sequence needed at inference: the recurrent state (S, the causal sum z and its log
+        scale m) when phi is linear, else the KV cache; plus the short convolution's last inputs."""
+        H, n, dv, cfg = self.cfg.n_heads, self.n, self.dv, self.cfg
+        conv = (cfg.conv_size - 1) * self.proj.out_features if cfg.conv_size else 0
+        if cfg.phi == "identity" and cfg.eta in STATE_NORMALISERS:
+            return conv + H * n * dv + (H * (n + 1) if cfg.eta in STABILISED else 0)
+        return conv + seq_len * (self.qk_heads * n + H * dv)

@@ -1,0 +1,158 @@
+"""The chunked form: quadratic inside chunks of C tokens, the state passed between chunks (phi = identity).
+
+In chunk c with local steps s <= i, cs_i the chunk-local cumulative scalar log decay, li_s the
+log input gate, and D the diagonal part of A (G_i its cumulative log):
+
+    intra   y_i  = sum_{s<=i} exp(cs_i - cs_s + li_s) (q_i^T exp(G_i - G_s) b_s) v_s
+    inter   y_i += exp(cs_i) (exp(G_i) q_i)^T S_in
+    state   S_out = exp(cs_C) exp(G_C) S_in + sum_s exp(cs_C - cs_s + li_s) (exp(G_C - G_s) b_s) v_s^T.
+
+The intra part is a masked matrix product for scalar A, the WY form for Householder A
+(householder.py), and for diagonal A a step-by-step scan inside all chunks at once (pairwise
+decays exp(G_i - G_s) per channel would cost C times the state update). The states entering the
+chunks come from a parallel (Hillis-Steele) scan over chunks for scalar and diagonal A, and from a
+loop over chunks for Householder A. All decays are differences of log sums inside a chunk or
+products of per-chunk factors <= 1, so no cumulative product over the sequence is formed.
+With eta = sum or mlstm every row i is divided by exp(m_i), m_i the largest log weight reaching it;
+m cancels in the normalised output, so it is detached, and growth (gamma > 1, the exp input gate)
+does not overflow.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from cdyn_bench.mixer.components import STABILISED, Evolution, augment, normalise, segsum
+from cdyn_bench.mixer.householder import householder_intra
+
+
+def to_chunks(x: Tensor, C: int) -> Tensor:
+    """(B, T, H, ...) -> (B, H, N, C, ...), zero-padded at the end to N*C steps."""
+    x = x.movedim(1, 2)
+    pad = (-x.shape[2]) % C
+    if pad:
+        x = F.pad(x, (0, 0) * (x.dim() - 3) + (0, pad))
+    return x.reshape(*x.shape[:2], -1, C, *x.shape[3:])
+
+
+def from_chunks(x: Tensor, T: int) -> Tensor:
+    """(B, H, N, C, ...) -> (B, T, H, ...)."""
+    return x.flatten(2, 3)[:, :, :T].movedim(2, 1)
+
+
+def chunk_log_weights(evolution: Evolution, q: Tensor, C: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per chunk: ls (B, H, N, C) scalar log decays, li (B, H, N, C) log input gates, and
+    lw (B, H, N, C, C) = cs_i - cs_s + li_s for s <= i (-inf above the diagonal)."""
+    ls = evolution.scalar if evolution.scalar is not None else q.new_zeros(q.shape[:3])
+    li = evolution.log_i if evolution.log_i is not None else q.new_zeros(q.shape[:3])
+    ls, li = to_chunks(ls, C), to_chunks(li, C)
+    return ls, li, segsum(ls) + li[..., None, :]
+
+
+def scalar_intra(q: Tensor, b: Tensor, v: Tensor, wb: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+    """(y_intra, q_in, u, log_carry) of every chunk for A = a_t I: (q b^T * w) v inside the chunk."""
+    y_intra = ((q @ b.transpose(-1, -2)) * wb) @ v
+    return y_intra, q, torch.einsum("bhcs,bhcsn,bhcsd->bhcnd", wb[..., -1, :], b, v), None
+
+
+def diagonal_intra(q: Tensor, b: Tensor, v: Tensor, log_d: Tensor, ls: Tensor, li: Tensor, rho: Tensor,
+                   stabilise: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(y_intra, q_in, u, log_carry) of every chunk for A = a_t Diag(d_t).
+
+    Inside the chunk the state is stepped S_i = a_i D_i S_{i-1} + i_i b_i v_i^T (at row scales rho)
+    for all chunks at once: pairwise per-channel decays would cost C times more.
+    """
+    rho_prev = torch.cat([torch.full_like(rho[..., :1], float("-inf") if stabilise else 0.0), rho[..., :-1]], -1)
+    decay = torch.exp(ls + rho_prev - rho)[..., None] * torch.exp(log_d)  # (B, H, N, C, n)
+    inp = torch.exp(li - rho)[..., None, None] * b[..., :, None] * v[..., None, :]  # (B, H, N, C, n, dv)
+    S, states = torch.zeros_like(inp[..., 0, :, :]), []
+    for i in range(q.shape[-2]):
+        S = decay[..., i, :, None] * S + inp[..., i, :, :]
+        states.append(S)
+    states = torch.stack(states, dim=-3)
+    y_intra = (q[..., None, :] @ states).squeeze(-2)
+    G = log_d.cumsum(-2)
+    return y_intra, q * torch.exp(G), S, G[..., -1, :]
+
+
+def combine(y_intra: Tensor, q_in: Tensor, s_in: Tensor, m_in: Tensor, cs: Tensor,
+            rho: Tensor, stabilise: bool) -> tuple[Tensor, Tensor]:
+    """y_i = intra part (at scale rho_i) + exp(cs_i) q_in_i^T S_in (S_in at scale m_in), at row scale m_i."""
+    inter_log = m_in[..., None] + cs
+    m = torch.maximum(inter_log, rho).detach() if stabilise else torch.zeros_like(cs)
+    y = torch.exp(rho - m)[..., None] * y_intra + torch.exp(inter_log - m)[..., None] * (q_in @ s_in)
+    return y, m
+
+
+def shifted(x: Tensor, step: int, fill: float) -> Tensor:
+    """x moved `step` chunks later along dim 2, the first `step` chunks set to `fill`."""
+    head = torch.full_like(x[:, :, :step], fill)
+    return torch.cat([head, x[:, :, :-step]], dim=2)
+
+
+def entering_states(u: Tensor, total: Tensor, log_carry: Tensor | None, rho_end: Tensor,
+                    stabilise: bool) -> tuple[Tensor, Tensor]:
+    """States entering each chunk (B, H, N, n, dv) and their log scales (B, H, N).
+
+    A Hillis-Steele scan over chunks of S_c = exp(total_c) exp(log_carry_c) S_{c-1} + u_c, where u_c is
+    chunk c's own state at scale rho_end_c; log2(N) steps, every combined decay <= 1 for gates.
+    """
+    empty = float("-inf") if stabilise else 0.0
+    d = log_carry if log_carry is not None else torch.zeros_like(total)[..., None]
+    s, a, m = u, total, rho_end
+    step = 1
+    while step < u.shape[2]:
+        s_prev, a_prev, d_prev = shifted(s, step, 0.0), shifted(a, step, 0.0), shifted(d, step, 0.0)
+        m_prev = shifted(m, step, empty)
+        m_new = torch.maximum(m_prev + a, m).detach() if stabilise else m
+        decay = torch.exp(m_prev + a - m_new)[..., None] * torch.exp(d)  # (B, H, N, n)
+        s = decay[..., None] * s_prev + torch.exp(m - m_new)[..., None, None] * s
+        a, d, m = a + a_prev, d + d_prev, m_new
+        step *= 2
+    return shifted(s, 1, 0.0), shifted(m, 1, empty)
+
+
+def scan_chunks(y_intra: Tensor, q_in: Tensor, u: Tensor, carry: Tensor, cs: Tensor, rho: Tensor,
+                stabilise: bool) -> tuple[Tensor, Tensor]:
+    """Outputs and row scales of every chunk, carrying the state S <- exp(cs_C) carry S + u chunk by chunk."""
+    B, H, N, _, dv = y_intra.shape
+    s = y_intra.new_zeros(B, H, q_in.shape[-1], dv)
+    m_in = y_intra.new_full((B, H), float("-inf") if stabilise else 0.0)
+    ys, ms = [], []
+    for c in range(N):
+        y, m = combine(y_intra[:, :, c], q_in[:, :, c], s, m_in, cs[:, :, c], rho[:, :, c], stabilise)
+        ys.append(y)
+        ms.append(m)
+        total, rho_end = cs[:, :, c, -1], rho[:, :, c, -1]
+        m_out = torch.maximum(m_in + total, rho_end).detach() if stabilise else m_in
+        s = (torch.exp(m_in + total - m_out)[..., None, None] * (carry[:, :, c] @ s)
+             + torch.exp(rho_end - m_out)[..., None, None] * u[:, :, c])
+        m_in = m_out
+    return torch.stack(ys, 2), torch.stack(ms, 2)
+
+
+def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
+            eta_learned: Tensor | None = None, chunk_size: int = 64) -> Tensor:
+    """y (B, T, H, dv) computed chunk by chunk: phi = identity, eta in one, sum, learned, mlstm; O(T C)."""
+    T, C = q.shape[1], chunk_size
+    stabilise = eta in STABILISED
+    ls, li, lw = chunk_log_weights(evolution, q, C)
+    cs = ls.cumsum(-1)
+    rho = lw.amax(-1).detach() if stabilise else torch.zeros_like(cs)
+    wb = torch.exp(lw - rho[..., None])
+    qc, bc, vc = to_chunks(q, C), to_chunks(b, C), to_chunks(augment(v, eta), C)
+    if evolution.householder:
+        k, beta = to_chunks(evolution.direction, C), to_chunks(evolution.beta, C)
+        y_intra, q_in, u, carry = householder_intra(qc, bc, vc, k, beta, cs, wb, rho)
+        y, m = scan_chunks(y_intra, q_in, u, carry, cs, rho, stabilise)
+        return normalise(from_chunks(y, T), from_chunks(m, T), eta, eta_learned)
+    if evolution.diagonal is not None:
+        log_d = to_chunks(evolution.diagonal, C)
+        y_intra, q_in, u, log_carry = diagonal_intra(qc, bc, vc, log_d, ls, li, rho, stabilise)
+    else:
+        y_intra, q_in, u, log_carry = scalar_intra(qc, bc, vc, wb)
+    s_in, m_in = entering_states(u, cs[..., -1], log_carry, rho[..., -1], stabilise)
+    y, m = combine(y_intra, q_in, s_in, m_in, cs, rho, stabilise)
+    return normalise(from_chunks(y, T), from_chunks(m, T), eta, eta_learned)

@@ -1,0 +1,167 @@
+"""Parametrisations of A_t in log space (fixed, RetNet, sigmoid/GLA, Mamba, mLSTM gates), beta_t and i_t."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cdyn_bench.mixer.components import Evolution
+
+if TYPE_CHECKING:
+    from cdyn_bench.mixer.config import MixerConfig
+
+GATED = ("learned_scalar", "scalar_gate", "diag_gate", "gated_householder")
+HOUSEHOLDER = ("householder", "gated_householder")
+GAMMA_HEADS = ("same", "retnet")
+RATE_INITS = ("uniform", "s4d_real")
+
+
+def logit(p: Tensor) -> Tensor:
+    return torch.log(p) - torch.log1p(-p)
+
+
+def inverse_softplus(x: Tensor) -> Tensor:
+    return x + torch.log(-torch.expm1(-x))
+
+
+def projection(d_model: int, width: int, rank: int, bias: bool = True) -> nn.Module:
+    """u -> W u (+ c): a full linear map, or a rank-`rank` product (GLA's gate, Mamba's dt_proj)."""
+    if rank == 0:
+        return nn.Linear(d_model, width, bias=bias)
+    return nn.Sequential(nn.Linear(d_model, rank, bias=False), nn.Linear(rank, width, bias=bias))
+
+
+def last_linear(proj: nn.Module) -> nn.Linear:
+    return proj if isinstance(proj, nn.Linear) else proj[-1]
+
+
+def fixed_log_gamma(cfg: MixerConfig) -> Tensor:
+    """(H,) log gamma_h: one gamma for all heads, or RetNet's gamma_h = 1 - 2^(-5-h)."""
+    if cfg.gamma_heads == "retnet":
+        return torch.log(1 - 2.0 ** (-5 - torch.arange(cfg.n_heads, dtype=torch.float64))).float()
+    return torch.full((cfg.n_heads,), math.log(cfg.gamma))
+
+
+class SigmoidGate(nn.Module):
+    """log a = logsigmoid(W u + c) / tau (GLA's temperature tau); c puts a at zero input evenly in
+    [gate_min, gate_max] across heads (or channels); W starts small."""
+
+    def __init__(self, cfg: MixerConfig, d_model: int, width: int, input_dependent: bool):
+        super().__init__()
+        self.tau = cfg.gate_temperature
+        bias = logit(torch.linspace(cfg.gate_min, cfg.gate_max, width) ** self.tau)
+        self.proj = projection(d_model, width, cfg.gate_rank) if input_dependent else None
+        if self.proj is None:
+            self.logit = nn.Parameter(bias)
+            return
+        with torch.no_grad():
+            last_linear(self.proj).weight.mul_(0.1)
+            last_linear(self.proj).bias.copy_(bias)
+
+    def forward(self, u: Tensor) -> tuple[Tensor, None]:
+        z = self.proj(u) if self.proj is not None else self.logit.expand(*u.shape[:-1], -1)
+        return F.logsigmoid(z) / self.tau, None
+
+
+class ForgetGate(nn.Module):
+    """log f = logsigmoid(W u + c), the mLSTM forget gate: W = 0 and c evenly spaced in logit space
+    from logit(gate_min) to logit(gate_max) at init (xLSTM: 3 to 6)."""
+
+    def __init__(self, cfg: MixerConfig, d_model: int, width: int, input_dependent: bool):
+        super().__init__()
+        p = torch.tensor([cfg.gate_min, cfg.gate_max], dtype=torch.float64)
+        lo, hi = logit(p).tolist()
+        self.bias = nn.Parameter(torch.linspace(lo, hi, width))
+        self.proj = nn.Linear(d_model, width, bias=False) if input_dependent else None
+        if self.proj is not None:
+            nn.init.zeros_(self.proj.weight)
+
+    def forward(self, u: Tensor) -> tuple[Tensor, None]:
+        z = self.bias if self.proj is None else self.proj(u) + self.bias
+        return F.logsigmoid(z.expand(*u.shape[:-1], -1)), None
+
+
+class MambaGate(nn.Module):
+    """log a = -Delta_t * r with Delta_t = softplus(W u + dt_bias) and rate r = exp(A_log) (Mamba).
+
+    Delta at zero input is log-uniform in [dt_min, dt_max] per head; r is uniform in
+    [rate_min, rate_max] per head (Mamba-2), or 1..n per state channel (rate_init = s4d_real, S6).
+    """
+
+    def __init__(self, cfg: MixerConfig, d_model: int, n: int, diagonal: bool, input_dependent: bool):
+        super().__init__()
+        H = cfg.n_heads
+        log_dt = torch.empty(H).uniform_(math.log(cfg.dt_min), math.log(cfg.dt_max))
+        self.dt_bias = nn.Parameter(inverse_softplus(log_dt.exp().clamp_min(1e-4)))
+        self.A_log = nn.Parameter(torch.log(self._rates(cfg, H, n, diagonal)))
+        self.proj = projection(d_model, H, cfg.gate_rank, bias=False) if input_dependent else None
+        self.diagonal = diagonal
+
+    @staticmethod
+    def _rates(cfg: MixerConfig, H: int, n: int, diagonal: bool) -> Tensor:
+        if cfg.rate_init == "s4d_real":
+            return torch.arange(1, n + 1, dtype=torch.float32).repeat(H, 1)
+        return torch.empty((H, n) if diagonal else (H,)).uniform_(cfg.rate_min, cfg.rate_max)
+
+    def forward(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        z = self.proj(u) if self.proj is not None else u.new_zeros(*u.shape[:-1], self.dt_bias.shape[0])
+        dt = F.softplus(z + self.dt_bias)  # (B, T, H)
+        rate = torch.exp(self.A_log)
+        return (-dt[..., None] * rate if self.diagonal else -dt * rate), dt
+
+
+class InputGate(nn.Module):
+    """log i = w^T u + c_h, the mLSTM exponential input gate: w = 0, c ~ N(0, 0.1^2) at init (xLSTM)."""
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.proj = nn.Linear(d_model, n_heads)
+        with torch.no_grad():
+            self.proj.weight.zero_()
+            self.proj.bias.normal_(0.0, 0.1)
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.proj(u)
+
+
+def make_gate(cfg: MixerConfig, d_model: int, n: int) -> nn.Module:
+    """The gate module of a learned or input-dependent A (cfg.A in GATED)."""
+    diagonal, input_dependent = cfg.A == "diag_gate", cfg.A != "learned_scalar"
+    width = cfg.n_heads * (n if diagonal else 1)
+    if cfg.gate == "mamba":
+        return MambaGate(cfg, d_model, n, diagonal, input_dependent)
+    gate = SigmoidGate if cfg.gate == "sigmoid" else ForgetGate
+    return gate(cfg, d_model, width, input_dependent)
+
+
+class EvolutionParams(nn.Module):
+    """A_t from the block input u, with the gates the impulse b_j may draw on (Delta_t, beta_t)."""
+
+    def __init__(self, cfg: MixerConfig, d_model: int, n: int):
+        super().__init__()
+        self.kind, self.n_heads = cfg.A, cfg.n_heads
+        if cfg.A == "fixed":
+            self.register_buffer("log_gamma", fixed_log_gamma(cfg), persistent=False)
+        self.gate = make_gate(cfg, d_model, n) if cfg.A in GATED else None
+        needs_beta = cfg.A in HOUSEHOLDER or cfg.b == "beta_key"
+        self.beta = nn.Linear(d_model, cfg.n_heads, bias=False) if needs_beta else None
+        self.input_gate = InputGate(d_model, cfg.n_heads) if cfg.b == "input_gate_key" else None
+
+    def forward(self, u: Tensor, k: Tensor) -> tuple[Evolution, Tensor | None, Tensor | None]:
+        """(A_t, Delta_t (B, T, H) or None, beta_t (B, T, H) or None); k (B, T, H, n) is the Householder direction."""
+        B, T, _ = u.shape
+        log_a = dt = None
+        if self.kind == "fixed":
+            log_a = self.log_gamma.expand(B, T, self.n_heads)
+        elif self.gate is not None:
+            log_a, dt = self.gate(u)
+            log_a = log_a.view(B, T, self.n_heads, -1) if self.kind == "diag_gate" else log_a
+        beta = torch.sigmoid(self.beta(u)) if self.beta is not None else None
+        log_i = self.input_gate(u) if self.input_gate is not None else None
+        if self.kind not in HOUSEHOLDER:
+            return Evolution(log_a, log_i=log_i), dt, beta
+        return Evolution(log_a, beta, F.normalize(k, dim=-1), log_i), dt, beta
