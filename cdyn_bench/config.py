@@ -34,6 +34,12 @@ class ModelConfig:
         for key in ("d_model", "n_layers", "max_len", "mlp_ratio"):
             check_positive(f"model.{key}", getattr(self, key))
         self.mixer.check(self.d_model)
+        n = self.mixer.dims(self.d_model)[0]
+        if self.pos_emb == "rotary" and n % 2:
+            raise ConfigError(
+                f"model.pos_emb=rotary needs an even head dimension; model.mixer.head_dim resolves to {n}. "
+                "Allowed: an even head_dim, or pos_emb none/learned"
+            )
 
 
 @dataclass

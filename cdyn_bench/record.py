@@ -36,6 +36,7 @@ class RunResult:
     tokens_per_s: float = 0.0
     n_params: int = 0
     state_size: int = 0
+    forms: list[str] = field(default_factory=list)
     leaked_test_sequences: int = 0
     device: str = "cpu"
     versions: dict[str, str] = field(default_factory=dict)

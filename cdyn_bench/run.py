@@ -70,6 +70,7 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
         wall_seconds=time.perf_counter() - start, train_seconds=outcome.train_seconds,
         tokens_per_s=outcome.tokens / max(outcome.train_seconds, 1e-9),
         n_params=sum(p.numel() for p in model.parameters()), state_size=model.state_size(data.seq_len),
+        forms=[block.mixer.form for block in model.blocks],
         leaked_test_sequences=data.leaked, device=str(device), versions=record.versions(),
         run_dir=str(directory),
     )

@@ -7,6 +7,7 @@ fp32 matmul GFLOP/s of the machine. Cells whose quadratic coefficient tensors wo
 skipped and recorded as such. Writes <out>/mixers.csv and <out>/mixers.md.
 
     python scripts/bench_mixers.py --threads 2
+    python scripts/bench_mixers.py --device cuda      # writes mixers_cuda.{csv,md}
 """
 
 from __future__ import annotations
@@ -58,15 +59,22 @@ def step(mixer: CoeffMixer, u: torch.Tensor) -> None:
     mixer(u).square().mean().backward()
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_step(mixer: CoeffMixer, u: torch.Tensor, budget_s: float, max_repeats: int) -> float:
     """Median seconds of one forward+backward after a warm-up, repeated within budget_s."""
     start = time.perf_counter()
     step(mixer, u)
+    synchronize(u.device)
     first = time.perf_counter() - start
     times = []
     while len(times) < max_repeats and (not times or sum(times) + first < budget_s):
         start = time.perf_counter()
         step(mixer, u)
+        synchronize(u.device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -77,31 +85,40 @@ def count_flops(mixer: CoeffMixer, u: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
+def matmul_gflops(device: torch.device, size: int = 1024, repeats: int = 10) -> float:
     """Measured fp32 GFLOP/s of a square matrix product."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def bench_cell(preset: str, form: str, L: int, tokens: int, max_gb: float, budget_s: float) -> dict:
+def bench_cell(preset: str, form: str, L: int, tokens: int, max_gb: float, budget_s: float,
+               device: torch.device) -> dict:
     d_model, knobs = preset_mixer(preset)
     batch = max(1, tokens // L)
     row = {"preset": preset, "form": form, "L": L, "batch": batch}
     if form == "quadratic" and quadratic_gb(knobs, d_model, batch, L) > max_gb:
         return row | {"status": f"skipped: quadratic needs ~{quadratic_gb(knobs, d_model, batch, L):.0f} GB"}
     torch.manual_seed(0)
-    mixer = CoeffMixer(d_model, dataclasses.replace(knobs, form=form))
-    u = torch.randn(batch, L, d_model, requires_grad=True)
+    mixer = CoeffMixer(d_model, dataclasses.replace(knobs, form=form)).to(device)
+    u = torch.randn(batch, L, d_model, device=device, requires_grad=True)
     seconds = time_step(mixer, u, budget_s, max_repeats=1 if form == "recurrent" and L > 512 else 5)
     flops = count_flops(mixer, u)
     gc.collect()
     return row | {"status": "ok", "ms_per_step": 1e3 * seconds, "tokens_per_s": batch * L / seconds,
                   "us_per_token": 1e6 * seconds / (batch * L), "gflop_per_step": flops / 1e9,
                   "gflops": flops / seconds / 1e9}
+
+
+def device_name(args: argparse.Namespace) -> str:
+    if args.device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(args.device))
+    return f"{args.threads} threads, {platform.processor() or platform.machine()}"
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -129,7 +146,7 @@ def write_markdown(df: pd.DataFrame, peak: float, args: argparse.Namespace, path
     lines = [
         "# Mixer forms: forward+backward throughput", "",
         f"One CoeffMixer layer per preset (d_model 64), batch x L = {args.tokens} tokens, fp32, "
-        f"{args.threads} threads, {platform.processor() or platform.machine()}, torch {torch.__version__}. "
+        f"{device_name(args)}, torch {torch.__version__}. "
         f"Matmul FLOPs counted by torch.utils.flop_counter (elementwise work not counted); "
         f"measured fp32 matmul peak {peak:.1f} GFLOP/s. Produced by `scripts/bench_mixers.py`.", "",
         "## Chunked against quadratic", "", summary(df).to_markdown(index=False), "",
@@ -148,20 +165,23 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=3.0, help="timing budget per cell after warm-up")
     parser.add_argument("--presets", nargs="*", default=PRESETS)
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    peak = matmul_gflops()
+    device = torch.device(args.device)
+    peak = matmul_gflops(device)
     rows = []
     for preset in args.presets:
         for form in forms_of(preset_mixer(preset)[1]):
             for L in LENGTHS:
-                rows.append(bench_cell(preset, form, L, args.tokens, args.max_gb, args.budget_s))
+                rows.append(bench_cell(preset, form, L, args.tokens, args.max_gb, args.budget_s, device))
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     df["matmul_gflops"] = peak
     args.out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out / "mixers.csv", index=False)
-    write_markdown(df, peak, args, args.out / "mixers.md")
+    stem = "mixers" if device.type == "cpu" else f"mixers_{device.type}"
+    df.to_csv(args.out / f"{stem}.csv", index=False)
+    write_markdown(df, peak, args, args.out / f"{stem}.md")
     print(summary(df).to_string(index=False))
 
 

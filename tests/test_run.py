@@ -85,3 +85,15 @@ def test_bad_input_exits_2_with_one_line_naming_the_key(tmp_path, overrides, key
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0] and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_rotary_with_odd_head_dim_is_a_config_error():
+    from cdyn_bench.registry import ConfigError
+
+    with pytest.raises(ConfigError, match="model.pos_emb=rotary"):
+        compose_run("model=softmax", "model.mixer.head_dim=7")
+
+
+def test_record_names_the_form_that_ran(tmp_path):
+    result = run(compose_run(*TINY, "model=mamba2"), tmp_path)
+    assert result.forms == ["chunked"]
