@@ -147,7 +147,8 @@ def load_or_generate(cfg: TaskConfig, split: str, seed: int, num: int) -> Exampl
             with np.load(path) as f:
                 return Examples(f["inputs"], f["targets"], f["train_targets"])
         except (OSError, ValueError, KeyError):
-            pass
+            # A corrupt or stale cache entry is regenerated (and rewritten) below.
+            path.unlink(missing_ok=True)
     start = time.perf_counter()
     examples = cfg.generate(num, split_rng(seed, split))
     if path is not None and time.perf_counter() - start > CACHE_MIN_SECONDS:
