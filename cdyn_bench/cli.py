@@ -100,6 +100,9 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heat", nargs=2, metavar=("ROWS", "COLS"), help="two config keys for the heat map")
     parser.add_argument("--wandb", nargs="?", const="offline", choices=("offline", "online"),
                         help="also log table and figures to W&B (offline unless 'online'; WANDB_MODE wins)")
+    parser.add_argument("--mad-score", action="store_true",
+                        help="also write MAD's score per model and task (mean over settings of the best-on-validation "
+                             "optimiser setting), e.g. for +experiment=mad_protocol")
     return parser
 
 
@@ -112,11 +115,14 @@ def report_main(argv: list[str] | None = None) -> None:
         if not d.exists():
             report_parser().error(f"{d}: no such file or directory")
     try:
-        report = make_report(args.dirs, args.out or args.dirs[0] / "report", args.x, args.heat, args.wandb)
+        report = make_report(args.dirs, args.out or args.dirs[0] / "report", args.x, args.heat, args.wandb,
+                             mad=args.mad_score)
     except ValueError as err:
         print(f"cdyn-report: error: {err}", file=sys.stderr)
         sys.exit(1)
     for line in report.problems:
         print(f"warning: {line}", file=sys.stderr)
     print(markdown(report.table, report.keys))
+    if report.mad is not None:
+        print("\nMAD score\n" + report.mad.round(4).to_markdown(index=False))
     print("wrote: " + " ".join(map(str, report.files)))

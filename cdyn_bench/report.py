@@ -117,6 +117,21 @@ def build(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
     return table(aggregate(select_best(df, cell, over), cell + over), cell + over), cell, over
 
 
+def mad_score(tab: pd.DataFrame) -> pd.DataFrame:
+    """MAD's score per model and task: the mean over settings (the table's rows) of the test accuracy
+    of the optimiser setting best on validation; a setting whose every seed diverged counts as 0."""
+    score = tab.assign(score=tab["test_accuracy_mean"].fillna(0.0))
+    return (score.groupby(NAME_KEYS[::-1], sort=True)
+            .agg(mad_score=("score", "mean"), settings=("score", "size")).reset_index())
+
+
+def write_mad_score(tab: pd.DataFrame, out: Path) -> list[Path]:
+    scores = mad_score(tab)
+    scores.to_csv(out / "mad_score.csv", index=False)
+    (out / "mad_score.md").write_text(scores.round(4).to_markdown(index=False) + "\n")
+    return [out / "mad_score.csv", out / "mad_score.md"]
+
+
 def accuracy_text(mean: float, std: float, n: int, n_diverged: int) -> str:
     if n_diverged == n:
         return "diverged"
@@ -259,10 +274,11 @@ class Report:
     keys: list[str]
     files: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    mad: pd.DataFrame | None = None
 
 
 def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[str] | None = None,
-                wandb: str | None = None) -> Report:
+                wandb: str | None = None, mad: bool = False) -> Report:
     """Load the records under `dirs`, write the table and figures under `out`; ValueError if none load."""
     df, problems = load(dirs)
     problems += unfinished(dirs)
@@ -271,7 +287,9 @@ def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[st
     check_keys(df, [k for k in [x, *(heat or [])] if k])
     tab, cell, over = build(df)
     files = write_tables(tab, cell + over, out) + write_figures(df, cell, over, out, x, heat)
+    if mad:
+        files += write_mad_score(tab, out)
     if wandb:
         groups = df["sweep_name"].unique()
         log_to_wandb(tab, files, groups[0] if len(groups) == 1 else None, wandb, out)
-    return Report(tab, cell + over, files, problems)
+    return Report(tab, cell + over, files, problems, mad_score(tab) if mad else None)

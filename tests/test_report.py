@@ -124,3 +124,15 @@ def test_wandb_offline_logging_never_fails_the_report(grid, tmp_path, monkeypatc
     monkeypatch.setenv("WANDB_SILENT", "true")
     report = make_report([grid], tmp_path / "out", wandb="offline")
     assert len(report.table) == 2 and list((tmp_path / "out" / "wandb").glob("offline-run-*"))
+
+
+def test_mad_score_is_the_mean_over_settings_of_the_best_on_validation(tmp_path):
+    # Two settings (seq_len 16, 32); in each, the lr with the better validation accuracy is chosen.
+    for seq_len, (test_a, test_b) in {16: (0.5, 0.9), 32: (0.7, 0.3)}.items():
+        task = {"name": "mqar", "seq_len": seq_len}
+        fake_run(tmp_path, "gated", 1e-3, 0, val=0.2 if seq_len == 16 else 0.8, test=test_a, task=task)
+        fake_run(tmp_path, "gated", 3e-3, 0, val=0.6 if seq_len == 16 else 0.1, test=test_b, task=task)
+    report = make_report([tmp_path], tmp_path / "report", mad=True)
+    (row,) = report.mad.to_dict("records")
+    assert row["settings"] == 2 and row["mad_score"] == pytest.approx((0.9 + 0.7) / 2)
+    assert (tmp_path / "report" / "mad_score.md").exists()
