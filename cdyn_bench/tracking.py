@@ -20,7 +20,8 @@ def mirror_to_wandb(result: RunResult, mode: str, group: str | None = None) -> N
         import wandb
 
         run = wandb.init(project="cdyn-bench", mode=mode, config=result.config, group=group,
-                         name=os.path.basename(result.run_dir), dir=result.run_dir, reinit=True)
+                         name=os.path.basename(result.run_dir), dir=result.run_dir, reinit=True,
+                         settings=wandb.Settings(quiet=True))
         for row in result.history:
             run.log(row, step=int(row["step"]))
         run.summary.update({**result.metrics, "status": result.status, "steps": result.steps,
