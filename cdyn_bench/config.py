@@ -62,7 +62,7 @@ class TrainConfig:
             check_positive(f"train.{key}", getattr(self, key))
         for key in ("weight_decay", "warmup_steps", "grad_clip", "num_threads"):
             check_non_negative(f"train.{key}", getattr(self, key))
-        if not 0.0 < self.target_accuracy <= 1.01:
+        if self.target_accuracy <= 0.0:
             raise ConfigError(
                 f"train.target_accuracy={self.target_accuracy}: must be in (0, 1], or > 1 to never stop early"
             )

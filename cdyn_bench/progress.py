@@ -39,7 +39,8 @@ class SweepProgress:
 
     def __init__(self, manifest: Manifest, live: bool = True, interval: float = 1.0):
         self.name, self.interval = Path(manifest.sweep_dir).name, interval
-        self.cells = manifest.planned or []
+        # Cells that differ only in output-only keys share a record: count each record once.
+        self.cells = list({c.run_dir: c for c in manifest.planned or []}.values())
         swept = set(manifest.swept)
         self.labels = {c.run_dir: " ".join(o for o in c.overrides if o.partition("=")[0] in swept)
                        for c in self.cells}
@@ -82,7 +83,8 @@ class SweepProgress:
         self._refresh()
 
     def _count(self, cell: Cell, result: record.RunResult, skipped: bool) -> None:
-        del self.pending[cell.run_dir]
+        if self.pending.pop(cell.run_dir, None) is None:
+            return
         self.counts["done"] += 1
         self.counts["skipped" if skipped else "new"] += 1
         self.counts["diverged"] += result.status == "diverged"

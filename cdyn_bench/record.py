@@ -84,6 +84,9 @@ def read_result(path: Path) -> RunResult:
         result = RunResult(**payload)
     except (OSError, json.JSONDecodeError, TypeError) as err:
         raise ValueError(f"{path}: not a valid run record ({err})") from None
+    shapes = {"config": dict, "metrics": dict, "history": list}
+    if not all(isinstance(getattr(result, k), kind) for k, kind in shapes.items()):
+        raise ValueError(f"{path}: not a valid run record (config, metrics or history of the wrong type)")
     if result.status not in FINISHED:
         raise ValueError(f"{path}: status {result.status!r} is not a finished run")
     return result

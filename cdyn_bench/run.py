@@ -15,6 +15,7 @@ from cdyn_bench.data import TaskConfig, TaskData
 from cdyn_bench.display import LiveDisplay, console
 from cdyn_bench.model import LanguageModel
 from cdyn_bench.record import RunResult
+from cdyn_bench.registry import ConfigError
 from cdyn_bench.tracking import mirror_to_wandb
 from cdyn_bench.train import evaluate, train
 
@@ -38,6 +39,15 @@ class Monitor:
                                             "train_loss": train_loss, "val_accuracy": val_accuracy})
 
 
+def check_positions(seq_len: int, cfg: RunConfig, task: TaskConfig) -> None:
+    """Learned position tables (pos_emb=learned, the last-position decoder) hold model.max_len rows."""
+    if seq_len > cfg.model.max_len and (cfg.model.pos_emb == "learned" or task.readout == "last_position"):
+        raise ConfigError(
+            f"task.seq_len={seq_len}: longer than model.max_len={cfg.model.max_len}, the size of the position table; "
+            "raise model.max_len or shorten the sequence"
+        )
+
+
 def run(cfg: RunConfig, root: Path) -> RunResult:
     """Train and evaluate one config under `root`, or return its finished record when it exists."""
     start = time.perf_counter()
@@ -52,6 +62,7 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     data = TaskData(task, cfg.seed, cfg.train.batch_size)
+    check_positions(data.seq_len, cfg, task)
     model = LanguageModel(cfg.model, data.vocab_size, readout=task.readout).to(device)
     monitor_base = {"config_hash": digest, "seed": cfg.seed}
     with LiveDisplay(directory.name, cfg.train.max_steps, cfg.progress) as display:

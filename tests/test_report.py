@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -106,10 +107,11 @@ def test_broken_records_are_one_warning_line_each_and_skipped(grid):
     paths = sorted(grid.rglob(RESULT))
     paths[0].write_text(paths[0].read_text()[:50])
     paths[1].write_text('{"status": "running"}')
+    paths[2].write_text(json.dumps({**json.loads(paths[2].read_text()), "metrics": None}))
     proc = subprocess.run([CDYN_REPORT, str(grid)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 2 and str(paths[0]) in warnings[0] and str(paths[1]) in warnings[1]
+    assert len(warnings) == 3 and all(str(p) in w for p, w in zip(paths, warnings))
     assert "Traceback" not in proc.stderr and "| gated" in proc.stdout
     assert (grid / "report" / "table.csv").exists()
 

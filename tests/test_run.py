@@ -97,3 +97,15 @@ def test_rotary_with_odd_head_dim_is_a_config_error():
 def test_record_names_the_form_that_ran(tmp_path):
     result = run(compose_run(*TINY, "model=mamba2"), tmp_path)
     assert result.forms == ["chunked"]
+
+
+def test_sequence_longer_than_the_position_table_is_a_config_error(tmp_path):
+    from cdyn_bench.registry import ConfigError
+
+    with pytest.raises(ConfigError, match="task.seq_len=64"):
+        run(compose_run(*TINY, "model.pos_emb=learned", "model.max_len=32", "task.seq_len=64"), tmp_path)
+
+
+def test_target_accuracy_above_one_never_stops_early(tmp_path):
+    result = run(compose_run(*TINY, "train.target_accuracy=2"), tmp_path)
+    assert result.steps == 20
