@@ -67,6 +67,7 @@ def compression(
     *,
     vocab_size: int = 16,
     seq_len: int = 32,
+    score_compression_token: bool = True,
 ) -> Examples:
     """MAD compression: reconstruct the whole sequence from the state at its last position.
 
@@ -81,18 +82,21 @@ def compression(
     compression token 3):
 
         inputs           2    0    0    0    0    3
-        targets          2    0    0    0    0 -100
-        train_targets    2    0    0    0    0    3
+        targets          2    0    0    0    0    3
 
-    Scored: the seq_len - 1 content positions. Trained on (loss_on='all'): every position, as
-    MAD's loss also reconstructs the compression token. Each target is the input at its own
-    position, so a causal LM would read the answer: decode from the last position only (cdyn-bench:
+    Scored and trained on: every position, the constant compression token included, as MAD's
+    targets are the inputs (so train_targets == targets). score_compression_token=False scores
+    the seq_len - 1 content positions only (the last target is -100) and still trains on every
+    position with loss_on='all'. Each target is the input at its own position, so a causal LM
+    would read the answer: decode from the last position only (cdyn-bench:
     task.readout=last_position).
     """
     _validate_compression(vocab_size, seq_len)
     inputs = rng.integers(0, vocab_size - 1, size=(num_examples, seq_len))
     inputs[:, -1] = vocab_size - 1
     targets = inputs.copy()
+    if score_compression_token:
+        return Examples(inputs, targets, targets)
     targets[:, -1] = IGNORE
     return Examples(inputs, targets, inputs.copy())
 

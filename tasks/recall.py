@@ -132,34 +132,61 @@ def _motifs(rng, n, slots, size, low, high):
     return tokens, rng.integers(1, size + 1, size=(n, slots))
 
 
-def _fuzzy_pairs(rng, n, K, V, num_keys, pad, budget):
-    """Pairs in sequence order: context pairs that fit in `budget`, the probe among them, the query.
+def _fuzzy_pairs(rng, n, K, V, num_keys, pad, seq_len, test_split):
+    """Pairs in sequence order, as MAD's loop lays them out: context, probe among it, query.
 
     Returns valid (n, S), key (n, S, K), k_len (n, S), val (n, S, V), v_len (n, S) and a key id
-    (n, S); the unused context slots come last and are invalid.
+    (n, S); the unused slots come last and are invalid.
     """
-    m = budget // 2
+    # Enough context slots for MAD's length limit at the shortest pairs (2 tokens).
+    m = max(seq_len - 2 * K - V - 1, 0) // 2 + 1
     key, k_len = _motifs(rng, n, m + 2, K, 0, num_keys)
     val, v_len = _motifs(rng, n, m + 2, V, num_keys, pad)
     # Slots 0..m-1 are context pairs, slot m the probe, slot m+1 the query repeating its key.
     k_len[:, m:] = K
+    if test_split:
+        k_len[:] = K
     key[:, m + 1] = key[:, m]
-    # Equal keys share one value, fixed before the budget is spent.
+    # Equal keys share one value, fixed before the length limit is applied.
     code = np.where(np.arange(K) < k_len[..., None], key + 1, 0) @ (num_keys + 1) ** np.arange(K)
     first = first_occurrence(code)
     v_len = np.take_along_axis(v_len, first, axis=1)
     val = np.take_along_axis(val, first[..., None], axis=1)
 
-    kept = np.cumsum(k_len[:, :m] + v_len[:, :m], axis=1) <= budget
-    probe_at = rng.integers(0, kept.sum(axis=1) + 1)[:, None] - 0.5
-    rank = np.concatenate([np.where(kept, np.arange(m), m + 1.0), probe_at,
+    at, present, kept = _probe_layout(rng, k_len + v_len, code, seq_len, K + V)
+    rank = np.concatenate([np.where(kept, np.arange(m), m + 1.0),
+                           np.where(present, at - 0.5, m + 1.0)[:, None],
                            np.full((n, 1), m + 0.5)], axis=1)
     order = np.argsort(rank, axis=1, kind="stable")
-    valid = np.concatenate([kept, np.ones((n, 2), dtype=bool)], axis=1)
+    valid = np.concatenate([kept, present[:, None], np.ones((n, 1), dtype=bool)], axis=1)
     valid, k_len, v_len, code = (np.take_along_axis(a, order, axis=1)
                                  for a in (valid, k_len, v_len, code))
     key, val = (np.take_along_axis(a, order[..., None], axis=1) for a in (key, val))
     return valid, key, k_len, val, v_len, code
+
+
+def _probe_layout(rng, size, code, seq_len, max_pair):
+    """MAD's loop over pair sizes (n, m + 2), with the probe always reachable.
+
+    MAD appends pairs while the sequence so far is shorter than seq_len - probe - max_pair and
+    inserts the probe at the first pair boundary at or after a uniform offset in
+    [0, seq_len - 2*probe), unless a pair before that boundary has its key. Returns the context
+    slot the probe precedes (n,), whether it is inserted (n,) and which context pairs are kept
+    (n, m).
+    """
+    m = size.shape[1] - 2
+    probe = size[:, m]
+    start = np.cumsum(size[:, :m], axis=1) - size[:, :m]
+    limit = (seq_len - probe - max_pair)[:, None]
+    offset = rng.integers(0, np.maximum(seq_len - 2 * probe, 1))[:, None]
+    # MAD drops the probe when the offset lies beyond the last boundary its loop reaches; put it
+    # at that boundary instead.
+    reached = np.maximum((start < limit).sum(axis=1) - 1, 0)
+    at = np.minimum((start < offset).sum(axis=1), reached)
+    before = np.arange(m) < at[:, None]
+    present = ~(before & (code[:, :m] == code[:, m:m + 1])).any(axis=1)
+    kept = start + np.where(before, 0, (probe * present)[:, None]) < limit
+    return at, present, kept
 
 
 def _scatter(tokens, valid, start, motif, length):
@@ -180,36 +207,50 @@ def fuzzy_in_context_recall(
     seq_len: int = 128,
     k_motif_size: int = 3,
     v_motif_size: int = 3,
+    test_split: bool = False,
 ) -> Examples:
     """MAD fuzzy in-context recall: keys and values are motifs of 1..k (1..v) distinct tokens.
 
     From athms/mad-lab `mad/data/instances.py::generate_fuzzy_in_context_recall_instance`
     (multi_query=True, `configs/tasks/fuzzy-in-context-recall.yml`). Vocabulary: pad is
-    vocab_size-1; keys use 0..(vocab_size-1)//2-1, values the rest below the pad. Each context
-    pair draws a key length in 1..k_motif_size and a value length in 1..v_motif_size and motifs of
-    distinct tokens; a repeated key repeats its first value. A probe pair whose key has
-    k_motif_size tokens sits at a uniform slot among the context pairs, and the sequence ends by
-    repeating the probe key and its value. Sequences are left-padded to seq_len + 1 tokens and
-    shifted, so T = seq_len.
+    vocab_size-1; keys use 0..(vocab_size-1)//2-1, values the rest below the pad. Each pair draws
+    a value length in 1..v_motif_size and motifs of distinct tokens; a repeated key repeats its
+    first value. Key lengths are 1..k_motif_size (MAD's training split), or k_motif_size for every
+    pair with test_split=True (MAD's test split, is_training=False; cdyn-bench's data layer sets it
+    for the validation and test splits). A probe pair with a k_motif_size key (in both splits;
+    MAD's training probe key may be shorter) sits among the context pairs, and the sequence ends
+    by repeating the probe key and its value (the query). Layout of MAD's loop: pairs are
+    appended while the sequence is shorter than seq_len - probe - k_motif_size - v_motif_size;
+    the probe goes at the first pair boundary at or after an offset uniform in
+    [0, seq_len - 2*probe), unless a pair before that boundary already has its key (that pair
+    then serves as the probe). Sequences are left-padded to seq_len + 1 tokens and shifted, so
+    T = seq_len.
 
-    Example, `fuzzy_in_context_recall(1, np.random.default_rng(163), vocab_size=8, seq_len=15,
-    k_motif_size=2, v_motif_size=2)` (keys 0-2, values 3-6, pad 7; pairs (1)->(5), (1 0)->(6),
-    (1)->(5), (1 0)->(6), then the query (1 0)->(6)):
+    Example, `fuzzy_in_context_recall(1, np.random.default_rng(43), vocab_size=8, seq_len=15,
+    k_motif_size=2, v_motif_size=2, test_split=True)` (keys 0-2, values 3-6, pad 7; pairs
+    (2 1)->(3 4), the probe (0 1)->(3), (2 1)->(3 4), then the query (0 1)->(3)):
 
-        inputs           7    7    7    1    5    1    0    6    1    5    1    0    6    1    0
-        targets       -100 -100 -100 -100 -100 -100 -100 -100 -100 -100 -100    6 -100 -100    6
-        train_targets    7    7    1    5    1    0    6    1    5    1    0    6    1    0    6
+        inputs           7    7    2    1    3    4    0    1    3    2    1    3    4    0    1
+        targets       -100 -100 -100 -100 -100 -100 -100 -100 -100 -100    3    4 -100 -100    3
+        train_targets    7    2    1    3    4    0    1    3    2    1    3    4    0    1    3
 
     Scored: the value tokens (target positions) of repeated keys that have k_motif_size tokens,
-    the only keys whose end the causal context fixes; the final query is always scored.
-    Trained on (loss_on='all'): every position, the next token, padding included.
+    the only keys whose end the causal context fixes; with test_split=True that is every repeated
+    key, as in MAD's test targets. The final query is always scored. Trained on (loss_on='all'):
+    every position, the next token, padding included.
+
+    Anchor bug fixed: MAD's probe offset can lie beyond the last pair boundary its loop reaches
+    (the loop stops at seq_len - probe - k - v, the offset ranges up to seq_len - 2*probe), and
+    then MAD never inserts the probe: 8% of its test sequences at the baseline. Unless the probe
+    key was drawn by chance, MAD still scores the query's value, which the sequence never showed
+    (2% of test sequences at the baseline, 14% at seq_len 32). Here the probe then goes at that
+    last boundary, so every scored value was shown earlier in the sequence.
     """
     _validate_fuzzy(vocab_size, seq_len, k_motif_size, v_motif_size)
     K, pad = k_motif_size, vocab_size - 1
     num_keys = pad // 2
-    budget = seq_len + 1 - 2 * (K + v_motif_size)
     valid, key, k_len, val, v_len, code = _fuzzy_pairs(rng, num_examples, K, v_motif_size,
-                                                       num_keys, pad, budget)
+                                                       num_keys, pad, seq_len, test_split)
     slot = np.arange(valid.shape[1])
     seen_before = first_occurrence(np.where(valid, code, -1 - slot)) != slot
     scored = valid & seen_before & (k_len == K)

@@ -107,7 +107,7 @@ SOLVERS = {
     "fuzzy_icr": lambda row, p: solve_fuzzy(row, (p["vocab_size"] - 1) // 2, p["vocab_size"] - 1,
                                             p.get("k_motif_size", 3)),
     "selective_copy": lambda row, p: solve_selective_copy(row, p["vocab_size"]),
-    "compression": lambda row, p: {t: row[t] for t in range(len(row) - 1)},
+    "compression": lambda row, p: {t: row[t] for t in range(len(row))},
 }
 
 
@@ -266,6 +266,58 @@ def test_fuzzy_motifs():
     assert len(np.bincount(value_sizes)) == V + 1
 
 
+def fuzzy_pairs(row, num_keys, pad):
+    """[(key, value)] of an unshifted fuzzy row, pads dropped."""
+    parsed = runs([t for t in row if t != pad], lambda t: t < num_keys)
+    return [(tuple(k), tuple(v)) for (_, k), (_, v) in zip(parsed[0::2], parsed[1::2])]
+
+
+def test_fuzzy_test_split_has_full_length_keys_and_scores_every_repeat():
+    K = 3
+    ex = make("fuzzy_icr", n=300, test_split=True)
+    for row, target in zip(full_tokens(ex).tolist(), ex.targets.tolist()):
+        pairs = fuzzy_pairs(row, 7, 15)
+        assert all(len(key) == K for key, _ in pairs)
+        repeats = sum(len(v) for i, (k, v) in enumerate(pairs) if k in [p[0] for p in pairs[:i]])
+        assert sum(y != IGNORE for y in target) == repeats
+        answers = solve_fuzzy(row[:-1], 7, 15, K)
+        assert answers == {t: y for t, y in enumerate(target) if y != IGNORE}
+    assert not np.array_equal(ex.inputs, make("fuzzy_icr", n=300).inputs)
+    same = make("fuzzy_icr", n=300, test_split=True)
+    assert all(np.array_equal(getattr(ex, f), getattr(same, f)) for f in ("inputs", "targets"))
+
+
+# MAD's baseline test split (vocab 16, seq_len 128, k = v = 3): a line-by-line transcription of
+# generate_fuzzy_in_context_recall_instance (multi_query=True, is_training=False) run on 100,000
+# sequences gives 4.402 +- 0.007 scored tokens and 4.93 left pads per sequence. 8,000 of ours
+# estimate the mean within about 0.025 (sd 2.2 per sequence), so 0.1 is 4 standard errors.
+MAD_FUZZY_TEST = dict(scored=4.402, pads=4.93)
+
+
+def test_fuzzy_test_split_matches_mads_scored_tokens_and_padding():
+    ex = TASKS["fuzzy_icr"](8000, np.random.default_rng(0), test_split=True)
+    assert abs(scored(ex).sum(axis=1).mean() - MAD_FUZZY_TEST["scored"]) < 0.1
+    assert abs((ex.inputs == 15).sum(axis=1).mean() - MAD_FUZZY_TEST["pads"]) < 0.1
+
+
+@pytest.mark.parametrize("test_split", [False, True])
+def test_fuzzy_query_key_is_always_shown_before(test_split):
+    # At seq_len 24 MAD never inserts its probe in 21% of the sequences and then, in 20%, scores
+    # a query whose key the sequence never showed.
+    ex = make("fuzzy_icr", n=500, seq_len=24, test_split=test_split)
+    for row in full_tokens(ex).tolist():
+        pairs = fuzzy_pairs(row, 7, 15)
+        assert pairs[-1] in pairs[:-1]
+
+
+def test_compression_scores_every_position_unless_told():
+    ex = make("compression")
+    assert scored(ex).all() and (ex.targets[:, -1] == 15).all()
+    old = make("compression", score_compression_token=False)
+    assert (old.targets[:, -1] == IGNORE).all() and scored(old)[:, :-1].all()
+    assert (old.train_targets == old.inputs).all() and np.array_equal(old.inputs, ex.inputs)
+
+
 def test_selective_copy_layout():
     ex = make("selective_copy", n=300)
     c, T = 8, 40
@@ -278,7 +330,7 @@ def test_selective_copy_layout():
 def test_compression_and_memorization_roles():
     comp = make("compression")
     assert (comp.inputs[:, -1] == 15).all() and (comp.inputs[:, :-1] < 15).all()
-    assert (comp.targets[:, -1] == IGNORE).all() and (comp.train_targets == comp.inputs).all()
+    assert (comp.targets == comp.inputs).all() and (comp.train_targets == comp.inputs).all()
     mem, num_keys = make("memorization"), 31 // 2
     assert (mem.inputs[:, 0::2] < num_keys).all() and (mem.inputs[:, 1::2] == 31).all()
     assert (mem.targets[:, 1::2] >= num_keys).all() and (mem.targets[:, 1::2] < 31).all()
@@ -326,7 +378,7 @@ KNOBS = [
     ("fuzzy_icr", "seq_len", 48, 64, lambda ex: ex.inputs.shape[1]),
     ("selective_copy", "num_tokens_to_copy", 8, 12, lambda ex: scored(ex).sum(axis=1).max()),
     ("selective_copy", "vocab_size", 16, 32, lambda ex: ex.inputs.max() + 1),
-    ("compression", "seq_len", 16, 24, lambda ex: scored(ex).sum(axis=1).max() + 1),
+    ("compression", "seq_len", 16, 24, lambda ex: scored(ex).sum(axis=1).max()),
     ("compression", "vocab_size", 16, 32, lambda ex: ex.inputs.max() + 1),
     ("memorization", "vocab_size", 32, 64, lambda ex: ex.inputs.max() + 1),
     ("memorization", "seq_len", 16, 32, lambda ex: scored(ex).sum(axis=1).max() * 2),
@@ -398,8 +450,11 @@ def test_task_config_params_match_the_generator(path):
     assert cfg["name"] == path.stem and path.stem in TASKS
     signature = inspect.signature(TASKS[path.stem]).parameters
     params = {k: v for k, v in cfg.items() if k not in DATA_KEYS}
+    assert set(params) <= set(signature)
+    # Hydra resolves interpolations (e.g. map_seed: ${seed}) at run time; the rest are literals.
+    params = {k: v for k, v in params.items() if not (isinstance(v, str) and v.startswith("${"))}
     for key, value in params.items():
-        assert key in signature and type(value) is signature[key].annotation, key
+        assert type(value) is signature[key].annotation, key
     ex = TASKS[path.stem](4, np.random.default_rng(0), **params)
     assert scored(ex).any(axis=1).all()
 
