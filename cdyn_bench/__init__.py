@@ -1,3 +1,10 @@
 """cdyn-bench: coefficient-dynamics sequence models on synthetic recall tasks."""
 
 __version__ = "0.1.0"
+
+# Bumped by every change that alters what a run computes (a number in a record). A record of
+# another numerics version is rerun, never reused, and cdyn-report warns when a table mixes them.
+# 2: zero-sum rows get zero coefficients; evolution parameters exempt from weight decay by mark;
+#    DeltaNet presets normalise q; Mamba-2 gates, then normalises over the whole width; typed task
+#    configs; MAD's fuzzy-recall test split and compression scoring.
+NUMERICS_VERSION = 2

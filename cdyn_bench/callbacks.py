@@ -11,7 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cdyn_bench.sweep import CELLS, Manifest, plan_cell, write_manifest
+from cdyn_bench.sweep import Manifest, plan_cell, write_manifest
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
@@ -47,7 +47,7 @@ def plan_sweep(config: DictConfig) -> Manifest:
     jobs = job_overrides(config)
     if jobs is not None:
         configs = [job_run_config(*job_config(config, overrides)) for overrides in jobs]
-        manifest.planned = [plan_cell(i, o, c, sweep_dir / CELLS) for i, (o, c) in enumerate(zip(jobs, configs))]
+        manifest.planned = [plan_cell(i, o, c) for i, (o, c) in enumerate(zip(jobs, configs))]
     return manifest
 
 
@@ -70,7 +70,7 @@ class SweepCallback(Callback):
 
         # A bad value exits 2 here, before any job runs (Hydra turns other exceptions into warnings).
         manifest = _report_usage_errors(lambda: plan_sweep(config))
-        write_manifest(manifest)
+        _report_usage_errors(lambda: write_manifest(manifest))
         if manifest.planned is not None:
             self.progress = SweepProgress(manifest, live=bool(OmegaConf.select(config, "progress"))).start()
 

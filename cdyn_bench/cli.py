@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -66,12 +67,13 @@ def job_run_config(cfg: DictConfig, launcher: DictConfig) -> RunConfig:
 
 @hydra.main(version_base="1.3", config_path="pkg://cdyn_bench.conf", config_name="config")
 def _run_app(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    # SystemExit passes through Hydra's job runner, so bad values exit 2 from inside the job too,
+    # before torch is imported.
+    run_cfg = _report_usage_errors(lambda: job_run_config(cfg, hydra_cfg.launcher))
     from cdyn_bench.display import print_summary
     from cdyn_bench.run import run
 
-    hydra_cfg = HydraConfig.get()
-    # SystemExit passes through Hydra's job runner, so bad values exit 2 from inside the job too.
-    run_cfg = _report_usage_errors(lambda: job_run_config(cfg, hydra_cfg.launcher))
     if hydra_cfg.mode == RunMode.MULTIRUN:
         # The sweep's progress (cdyn_bench.callbacks) replaces the per-run line and summary.
         _report_usage_errors(lambda: run(dataclasses.replace(run_cfg, progress=False), record_root(run_cfg)))
@@ -84,7 +86,14 @@ def run_main() -> None:
     import hydra._internal.utils as hydra_utils
 
     from cdyn_bench.config import register_schema
+    from cdyn_bench.help import check_groups, help_text
 
+    args = sys.argv[1:]
+    if "--help" in args or "-h" in args:
+        with contextlib.suppress(BrokenPipeError):
+            print(help_text())
+        return
+    _report_usage_errors(lambda: check_groups([a for a in args if not a.startswith("-")]))
     register_schema()
     hydra_utils.run_and_report = _report_usage_errors
     _run_app()

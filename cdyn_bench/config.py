@@ -1,24 +1,37 @@
-"""Typed run configuration: the schema Hydra composes into, and the checks on its values."""
+"""Typed run configuration: the schema Hydra composes into, every check on its values, a run's identity.
+
+Defaults live in the dataclasses below (and the task generators' signatures); the YAML files under
+conf/ hold presets and experiments only. Nothing here imports torch, so a bad value is refused
+before any model code loads.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
-from cdyn_bench.registry import ConfigError, check_choice
+from cdyn_bench.choices import BLOCK_NORMS, DECAY_RULES, DEVICES, POS_EMBS, WANDB_MODES
 from cdyn_bench.mixer.config import MixerConfig
+from cdyn_bench.registry import ConfigError, check_choice, did_you_mean
+from cdyn_bench.task_config import TaskConfig, task_config
 
-POS_EMBS = ("none", "learned", "rotary")
-BLOCK_NORMS = ("layer", "rms", "none")
-DEVICES = ("auto", "cpu", "cuda")
-WANDB_MODES = ("offline", "online", "disabled")
+# Keys that change where, how fast or how a run is reported, never what it computes.
+OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "wandb", "progress", "train.num_threads")
 
 
 @dataclass
 class ModelConfig:
-    """Backbone: embeddings, N pre-norm residual blocks of (mixer, optional MLP), final norm, head."""
+    """Backbone: embeddings, N pre-norm residual blocks of (mixer, optional MLP), final norm, head.
 
-    name: str = "gated"
+    These defaults are the base knobs, not a preset: presets are conf/model/*.yaml (`model=gated`,
+    the default of cdyn-run and of `compose()`). norm: the blocks' pre-norms and the final norm.
+    """
+
+    name: str = "custom"
     d_model: int = 64
     n_layers: int = 2
     pos_emb: str = "none"
@@ -41,39 +54,67 @@ class ModelConfig:
                 "Allowed: an even head_dim, or pos_emb none/learned"
             )
 
+    def inactive(self) -> list[str]:
+        """Keys without effect given the others, as dotted paths below `model.`."""
+        off = ["mlp_ratio"] if not self.mlp else []
+        # The learned position table draws its init from the RNG; the sincos table of the
+        # last-position decoder does not depend on max_len.
+        off += ["max_len"] if self.pos_emb != "learned" else []
+        return off + [f"mixer.{k}" for k in self.mixer.inactive()]
+
 
 @dataclass
 class TrainConfig:
-    """Optimisation and evaluation schedule."""
+    """Optimisation and evaluation schedule.
+
+    AdamW with betas and weight decay on `weight_decay_on` parameters: matrices (every parameter of
+    rank >= 2 that is not marked as an evolution parameter, e.g. Mamba's A_log and dt_bias) or all
+    (MAD). The learning rate warms up linearly over warmup_steps, then follows a cosine from lr to
+    final_lr at max_steps. num_threads: torch threads, 0 = the cores this process may use.
+    """
 
     lr: float = 3e-3
     weight_decay: float = 0.1
+    weight_decay_on: str = "matrices"
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    final_lr: float = 0.0
     batch_size: int = 64
     max_steps: int = 4000
     warmup_steps: int = 100
     grad_clip: float = 1.0
     eval_every: int = 100
     eval_batch_size: int = 256
-    target_accuracy: float = 0.99
+    target_accuracy: float = 0.995
     num_threads: int = 0
 
     def check(self) -> None:
         for key in ("lr", "batch_size", "max_steps", "eval_every", "eval_batch_size"):
             check_positive(f"train.{key}", getattr(self, key))
-        for key in ("weight_decay", "warmup_steps", "grad_clip", "num_threads"):
+        for key in ("weight_decay", "warmup_steps", "grad_clip", "num_threads", "final_lr"):
             check_non_negative(f"train.{key}", getattr(self, key))
+        check_choice("train.weight_decay_on", self.weight_decay_on, DECAY_RULES)
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"train.betas={list(self.betas)}: need two values in [0, 1), e.g. [0.9,0.999]")
+        if self.final_lr > self.lr:
+            raise ConfigError(f"train.final_lr={self.final_lr}: must be <= train.lr={self.lr}")
         if self.target_accuracy <= 0.0:
             raise ConfigError(
                 f"train.target_accuracy={self.target_accuracy}: must be in (0, 1], or > 1 to never stop early"
             )
 
+    def inactive(self) -> list[str]:
+        return ["weight_decay_on"] if self.weight_decay == 0 else []
+
 
 @dataclass
 class RunConfig:
-    """One run: model x task x training, a seed and where its record goes."""
+    """One run: model x task x training, a seed and where its record goes.
+
+    `task` is composed as a mapping and typed by `check()` into the task's own TaskConfig.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    task: dict[str, Any] = field(default_factory=dict)
+    task: Any = field(default_factory=lambda: {"name": "mqar"})
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     device: str = "auto"
@@ -84,11 +125,47 @@ class RunConfig:
     progress: bool = True
 
     def check(self) -> None:
+        """Every check a run makes before it allocates anything; types the task section."""
+        if isinstance(self.task, Mapping):
+            self.task = task_config(self.task)
         check_choice("device", self.device, DEVICES)
         check_choice("wandb", self.wandb, WANDB_MODES)
         check_non_negative("seed", self.seed)
+        check_finite(self)
+        check_paths(self.out_dir, self.sweep_name)
         self.model.check()
         self.train.check()
+        sample = self.task.check()
+        seq_len = sample.inputs.shape[1]
+        check_positions(seq_len, self)
+        if self.device == "cuda":
+            check_cuda()
+        else:
+            from cdyn_bench.budget import check_memory
+
+            check_memory(self, seq_len, vocab_size(self.task, sample))
+
+    def lookup(self, dotted: str) -> Any:
+        node: Any = self
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        return node
+
+    def identity(self) -> dict[str, Any]:
+        """The config without output-only keys and without knobs that have no effect: what a run's hash hashes."""
+        config = dataclasses.asdict(self)
+        inactive = [f"model.{k}" for k in self.model.inactive()] + [f"train.{k}" for k in self.train.inactive()]
+        for dotted in (*OUTPUT_ONLY_KEYS, *inactive):
+            *parents, leaf = dotted.split(".")
+            node = config
+            for part in parents:
+                node = node[part]
+            node.pop(leaf)
+        return config
+
+
+def vocab_size(task: TaskConfig, sample) -> int:
+    return int(task.params.get("vocab_size", sample.inputs.max() + 1))
 
 
 def check_positive(key: str, value: float) -> None:
@@ -101,6 +178,57 @@ def check_non_negative(key: str, value: float) -> None:
         raise ConfigError(f"{key}={value}: must be >= 0")
 
 
+def check_finite(node: Any, prefix: str = "") -> None:
+    """Refuse nan and inf in every float key, nested dataclasses and lists included."""
+    for f in dataclasses.fields(node):
+        value, key = getattr(node, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_finite(value, f"{key}.")
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"{key}={item}: must be a finite number")
+
+
+def check_paths(out_dir: str, sweep_name: str) -> None:
+    """out_dir must name a folder; sweep_name must stay inside <out_dir>/sweeps."""
+    if not out_dir.strip():
+        raise ConfigError("out_dir='': must name a folder for the run records (default: outputs)")
+    parts = PurePath(sweep_name).parts
+    if not sweep_name.strip() or PurePath(sweep_name).is_absolute() or ".." in parts:
+        raise ConfigError(f"sweep_name={sweep_name!r}: must be a relative name inside out_dir/sweeps "
+                          "(no '..', not absolute, not empty)")
+
+
+def check_positions(seq_len: int, cfg: RunConfig) -> None:
+    """Learned position tables (pos_emb=learned, the last-position decoder) hold model.max_len rows."""
+    if seq_len > cfg.model.max_len and (cfg.model.pos_emb == "learned" or cfg.task.readout == "last_position"):
+        raise ConfigError(
+            f"task.seq_len={seq_len}: longer than model.max_len={cfg.model.max_len}, the size of the position table; "
+            "raise model.max_len or shorten the sequence"
+        )
+
+
+def check_cuda() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("device=cuda: CUDA is not available on this machine. Allowed here: auto, cpu")
+
+
+def check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
+    """Refuse a composed key that the schema does not have (e.g. `+model.mixer.gama=1.05`)."""
+    names = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node:
+        if key not in names:
+            raise ConfigError(f"{prefix}{key}: unknown key.{did_you_mean(key, names)} "
+                              f"Allowed under {prefix.rstrip('.') or 'the top level'}: {', '.join(names)}")
+        kind = names[key].type
+        child = node[key]
+        schema_of = {"ModelConfig": ModelConfig, "TrainConfig": TrainConfig, "MixerConfig": MixerConfig}.get(kind)
+        if schema_of is not None and isinstance(child, Mapping):
+            check_known_keys(child, schema_of, f"{prefix}{key}.")
+
+
 def register_schema() -> None:
     """Register RunConfig as the schema `conf/config.yaml` composes onto (types checked by OmegaConf)."""
     from hydra.core.config_store import ConfigStore
@@ -109,10 +237,23 @@ def register_schema() -> None:
 
 
 def to_run_config(cfg: Any) -> RunConfig:
-    """Convert a composed DictConfig to a checked RunConfig; raises ConfigError on bad values."""
+    """Convert a composed DictConfig to a checked RunConfig; raises ConfigError on bad values or keys."""
     from omegaconf import OmegaConf
 
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("hydra", None)
+    check_known_keys(plain, RunConfig)
     run_cfg = OmegaConf.to_object(cfg)
     assert isinstance(run_cfg, RunConfig)
     run_cfg.check()
     return run_cfg
+
+
+def compose(*overrides: str) -> RunConfig:
+    """The checked RunConfig `cdyn-run <overrides>` would run, e.g. compose("model=softmax", "seed=1")."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    register_schema()
+    with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):
+        return to_run_config(hydra_compose(config_name="config", overrides=list(overrides)))

@@ -13,107 +13,22 @@ import hashlib
 import inspect
 import json
 import os
-import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from cdyn_bench import tasks
-from cdyn_bench.registry import ConfigError, check_choice, lookup
-from cdyn_bench.tasks import IGNORE, TASKS, Examples
+from cdyn_bench.atomic import write_atomic
+from cdyn_bench.task_config import TaskConfig
+from cdyn_bench.tasks import TASKS, Examples
 
-LOSS_ON = ("scored", "all")
-READOUTS = ("lm", "last_position")
-DATA_KEYS = ("name", "num_train", "num_val", "num_test", "loss_on", "readout")
 # Each split draws from its own seed stream: [run seed, split id]; "order" shuffles a fixed train set.
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2, "order": 3}
 CACHE_MIN_SECONDS = 1.0
-
-
-@dataclass
-class TaskConfig:
-    """A task by registry name, the split sizes, the loss positions and the generator's parameters.
-
-    num_train: size of a fixed training set, or 0 for fresh examples at every step.
-    loss_on: 'scored' trains on the scored positions only; 'all' on the task's training targets.
-    readout: 'lm' reads each position's own hidden state (causal LM); 'last_position' decodes
-    every position from the last one (MAD's auto-encoder, for compression). See cdyn_bench.model.
-    """
-
-    name: str
-    num_train: int = 0
-    num_val: int = 500
-    num_test: int = 1000
-    loss_on: str = "scored"
-    readout: str = "lm"
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TaskConfig:
-        d = dict(d)
-        if "name" not in d:
-            raise ConfigError("task.name is missing: choose a task, e.g. task=mqar")
-        generator = lookup(TASKS, "task", d["name"])
-        data_keys = {k: d.pop(k) for k in DATA_KEYS if k in d}
-        cfg = cls(**data_keys, params=check_params(generator, d))
-        cfg.check()
-        check_readout(cfg.readout, cfg.generate(16, np.random.default_rng(0)))
-        return cfg
-
-    def check(self) -> None:
-        check_choice("task.loss_on", self.loss_on, LOSS_ON)
-        check_choice("task.readout", self.readout, READOUTS)
-        for key in ("num_train", "num_val", "num_test"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "num_train" else 1):
-                raise ConfigError(f"task.{key}={value!r}: must be an integer >= {0 if key == 'num_train' else 1}")
-
-    def generate(self, num_examples: int, rng: np.random.Generator) -> Examples:
-        try:
-            return TASKS[self.name](num_examples, rng, **self.params)
-        except ValueError as err:
-            raise ConfigError(f"task.{err}") from None
-
-
-def check_params(generator: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """Check keys and types of `params` against the generator's keyword parameters."""
-    signature = {
-        name: p for name, p in inspect.signature(generator).parameters.items() if p.kind is p.KEYWORD_ONLY
-    }
-    for key, value in params.items():
-        if key not in signature:
-            raise ConfigError(f"task.{key}: unknown key for this task. Allowed: {', '.join(signature)}")
-        kind = signature[key].annotation
-        kind = {"int": int, "float": float, "bool": bool}.get(kind, kind)
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok, params[key] = True, float(value)
-        if not ok:
-            raise ConfigError(f"task.{key}={value!r}: must be of type {kind.__name__}")
-    return params
-
-
-def check_readout(readout: str, examples: Examples) -> None:
-    """Refuse a read-out that sees the answer.
-
-    A causal LM reads the input token at the position it predicts, so targets that are that token
-    are given away (compression with readout=lm). The last-position read-out sees the whole
-    sequence, so it is fair only for reconstruction: every scored target is its position's input.
-    """
-    scored = examples.targets != IGNORE
-    own = float((examples.targets == examples.inputs)[scored].mean()) if scored.any() else 0.0
-    if readout == "lm" and own > 0.5:
-        raise ConfigError(f"task.readout=lm: {own:.0%} of scored targets are the input token at their own "
-                          "position, which a causal LM reads; use task.readout=last_position")
-    if readout == "last_position" and own < 1.0:
-        raise ConfigError("task.readout=last_position: the last position sees the whole sequence, so only "
-                          "reconstruction tasks (targets = inputs, e.g. compression) may use it; use task.readout=lm")
 
 
 def split_rng(seed: int, split: str) -> np.random.Generator:
@@ -132,9 +47,16 @@ def generators_digest() -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
 
 
+def split_params(cfg: TaskConfig, split: str) -> dict[str, bool]:
+    """Generator arguments set per split: test_split=True for validation and test where the task has it
+    (fuzzy recall builds its evaluation splits as MAD's test set)."""
+    has = "test_split" in inspect.signature(TASKS[cfg.name]).parameters
+    return {"test_split": split in ("val", "test")} if has else {}
+
+
 def cache_key(cfg: TaskConfig, split: str, seed: int, num: int) -> str:
-    identity = {"task": cfg.name, "params": cfg.params, "split": split, "seed": seed, "num": num,
-                "source": generators_digest()}
+    identity = {"task": cfg.name, "params": {**cfg.params, **split_params(cfg, split)}, "split": split,
+                "seed": seed, "num": num, "source": generators_digest()}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
@@ -150,25 +72,19 @@ def load_or_generate(cfg: TaskConfig, split: str, seed: int, num: int) -> Exampl
             # A corrupt or stale cache entry is regenerated (and rewritten) below.
             path.unlink(missing_ok=True)
     start = time.perf_counter()
-    examples = cfg.generate(num, split_rng(seed, split))
+    examples = cfg.generate(num, split_rng(seed, split), **split_params(cfg, split))
     if path is not None and time.perf_counter() - start > CACHE_MIN_SECONDS:
         write_npz(path, examples)
     return examples
 
 
 def write_npz(path: Path, examples: Examples) -> None:
-    """Atomic .npz write (temp file + rename); a cache that cannot be written is skipped."""
+    """Atomic .npz write; a cache that cannot be written is skipped."""
+    arrays = {"inputs": examples.inputs, "targets": examples.targets, "train_targets": examples.train_targets}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        write_atomic(path, lambda f: np.savez(f, **arrays), mode="wb")
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, inputs=examples.inputs, targets=examples.targets, train_targets=examples.train_targets)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass
 
 
 class LeakCheck:
@@ -207,7 +123,7 @@ class TaskData:
     def train_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, loss targets) of one training batch."""
         if self.train is None:
-            ex = self.cfg.generate(self.batch_size, self.fresh)
+            ex = self.cfg.generate(self.batch_size, self.fresh, **split_params(self.cfg, "train"))
             self.leak.add(ex.inputs)
         else:
             idx = self.next_indices()

@@ -51,7 +51,7 @@ def print_summary(result: RunResult) -> None:
         ("wall time", f"{result.wall_seconds:.1f} s ({result.tokens_per_s:,.0f} tokens/s)"),
         ("parameters", f"{result.n_params:,}"),
         ("state size", f"{result.state_size:,} floats/sequence"),
-        ("record", f"{result.run_dir}/result.json"),
+        ("record", result.path),
     ]
     for key, value in rows:
         table.add_row(key, value)

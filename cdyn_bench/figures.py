@@ -17,7 +17,7 @@ DIVERGED_STYLE = {"marker": "x", "color": "red", "linestyle": "none", "markersiz
 def label(row: pd.Series | dict, keys: list[str]) -> str:
     """'gated' or 'gated, model.d_model=32': the first key's value, then key=value for the others."""
     parts = [str(row[k]) if i == 0 else f"{k}={row[k]}" for i, k in enumerate(keys)]
-    return ", ".join(parts) or "mean over completed seeds"
+    return ", ".join(parts) or "mean over seeds"
 
 
 def numeric(values: pd.Series) -> bool:
@@ -45,8 +45,8 @@ def set_x_axis(ax, values: pd.Series, order: list, key: str) -> None:
 
 def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series: list[str],
                     title: str) -> Figure:
-    """Mean test accuracy over completed seeds against `x`, one line per series, a ±std band, each seed
-    as a dot, and diverged seeds as red crosses on the x axis (not as an accuracy of zero)."""
+    """Mean test accuracy over seeds (a diverged seed counts 0) against `x`, one line per series, a ±std
+    band, each completed seed as a dot, and diverged seeds as red crosses on the x axis."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     order = sorted(records[x].unique(), key=str)
     for i, (name, rows) in enumerate(summary.groupby(series, sort=True) if series else [((), summary)]):
@@ -71,13 +71,18 @@ def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series
     return fig
 
 
+def on_validation(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of `keys`, the summary row with the best validation accuracy (over any other keys)."""
+    ranked = summary.sort_values("val_accuracy_mean", ascending=False, kind="stable", na_position="last")
+    return ranked.drop_duplicates(keys).set_index(keys)
+
+
 def heatmap_figure(summary: pd.DataFrame, rows: str, cols: str, title: str) -> Figure:
-    """Mean test accuracy for each (rows, cols) pair, best over any other keys; 'div' where all diverged."""
-    frame = summary.assign(all_diverged=summary["n_diverged"] == summary["n"])
-    best = frame.groupby([rows, cols], dropna=False).agg(acc=("test_accuracy_mean", "max"),
-                                                         all_diverged=("all_diverged", "all"))
-    acc = best["acc"].unstack(cols)
-    dead = best["all_diverged"].unstack(cols).fillna(False).astype(bool)
+    """Mean test accuracy for each (rows, cols) pair, of the setting of the other keys best on validation;
+    'div' where all its seeds diverged."""
+    best = on_validation(summary, [rows, cols])
+    acc = best["test_accuracy_mean"].unstack(cols)
+    dead = (best["n_diverged"] == best["n"]).unstack(cols).fillna(False).astype(bool)
     fig, ax = plt.subplots(figsize=(1.2 * acc.shape[1] + 2.5, 0.6 * acc.shape[0] + 1.8), layout="constrained")
     image = ax.imshow(acc.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
     for (i, j), value in np.ndenumerate(acc.to_numpy(dtype=float)):

@@ -14,8 +14,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from cdyn_bench.choices import TASK_READOUTS
 from cdyn_bench.config import ModelConfig
-from cdyn_bench.data import READOUTS
 from cdyn_bench.mixer.layer import CoeffMixer
 from cdyn_bench.registry import check_choice
 
@@ -71,7 +71,7 @@ class LanguageModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, readout: str = "lm"):
         super().__init__()
-        check_choice("task.readout", readout, READOUTS)
+        check_choice("task.readout", readout, TASK_READOUTS)
         self.cfg = cfg
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         self.pos = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.pos_emb == "learned" else None

@@ -14,12 +14,8 @@ from cdyn_bench.display import console
 from cdyn_bench.sweep import Cell, Manifest
 
 
-def finished_record(cell: Cell) -> record.RunResult | None:
-    return record.finished(Path(cell.run_dir), cell.config_hash)
-
-
-def record_mtime(cell: Cell) -> float | None:
-    path = Path(cell.run_dir) / record.RESULT
+def record_mtime(directory: Path) -> float | None:
+    path = directory / record.RESULT
     return path.stat().st_mtime if path.exists() else None
 
 
@@ -44,7 +40,8 @@ class SweepProgress:
         swept = set(manifest.swept)
         self.labels = {c.run_dir: " ".join(o for o in c.overrides if o.partition("=")[0] in swept)
                        for c in self.cells}
-        self.start_mtime = {c.run_dir: record_mtime(c) for c in self.cells}
+        self.manifest = manifest
+        self.start_mtime = {c.run_dir: record_mtime(manifest.record_dir(c)) for c in self.cells}
         self.pending = {c.run_dir: c for c in self.cells}
         self.counts = {"done": 0, "skipped": 0, "diverged": 0, "new": 0}
         self.stopping, self.thread, self.started = threading.Event(), None, time.monotonic()
@@ -55,9 +52,12 @@ class SweepProgress:
         )
         self.task = self.bar.add_task(self.name, total=len(self.cells), counts="", eta="-")
 
+    def finished_record(self, cell: Cell) -> record.RunResult | None:
+        return record.finished(self.manifest.record_dir(cell), cell.config_hash)
+
     def start(self) -> SweepProgress:
         for cell in self.cells:
-            done = None if cell.force else finished_record(cell)
+            done = None if cell.force else self.finished_record(cell)
             if done is not None:
                 self._count(cell, done, skipped=True)
         self.started = time.monotonic()
@@ -75,9 +75,9 @@ class SweepProgress:
     def poll(self) -> None:
         """Count the cells whose record appeared since the start."""
         for cell in list(self.pending.values()):
-            mtime = record_mtime(cell)
+            mtime = record_mtime(self.manifest.record_dir(cell))
             if mtime is not None and mtime != self.start_mtime[cell.run_dir]:
-                done = finished_record(cell)
+                done = self.finished_record(cell)
                 if done is not None:
                     self._count(cell, done, skipped=False)
         self._refresh()

@@ -2,33 +2,45 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
+import math
 import os
 import platform
+import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdyn_bench import NUMERICS_VERSION
+from cdyn_bench.atomic import write_atomic
+from cdyn_bench.registry import ConfigError
+
 RESULT = "result.json"
 PROGRESS = "progress.json"
-# Keys that change where, how fast or how a run is reported, never what it computes.
-OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "wandb", "progress")
-OUTPUT_ONLY_TRAIN_KEYS = ("num_threads",)
 FINISHED = ("completed", "diverged")
+# Fields of RunResult that describe this process's view of a record, not the record.
+LOCAL_FIELDS = ("skipped", "path")
 
 
 @dataclass
 class RunResult:
-    """Everything a run produced; `result.json` is this, as JSON. Schema documented in README."""
+    """Everything a run produced; `result.json` is this, as JSON. Schema documented in README.
+
+    run_dir is relative to the folder that holds the run folders' parent: the out_dir for single
+    runs ('runs/<name>'), the sweep folder for a sweep's cells ('cells/<name>'), so a record can be
+    moved with its sweep. numerics_version is cdyn_bench.NUMERICS_VERSION of the code that ran it.
+    """
 
     config: dict[str, Any]
     config_hash: str
     status: str
     seed: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    history: list[dict[str, float | None]] = field(default_factory=list)
     steps: int = 0
     diverged_at: int | None = None
     wall_seconds: float = 0.0
@@ -39,15 +51,16 @@ class RunResult:
     forms: list[str] = field(default_factory=list)
     leaked_test_sequences: int = 0
     device: str = "cpu"
-    versions: dict[str, str] = field(default_factory=dict)
+    num_threads: int = 0
+    numerics_version: int = 0
+    versions: dict[str, Any] = field(default_factory=dict)
     run_dir: str = ""
     skipped: bool = False
+    path: str = ""
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the resolved config without output-only keys (sorted JSON); train.num_threads is one."""
-    identity = {k: v for k, v in config.items() if k not in OUTPUT_ONLY_KEYS}
-    identity["train"] = {k: v for k, v in config["train"].items() if k not in OUTPUT_ONLY_TRAIN_KEYS}
+def config_hash(identity: dict[str, Any]) -> str:
+    """sha256 of a run's identity (RunConfig.identity(): no output-only keys, no inactive knobs), as sorted JSON."""
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
@@ -56,44 +69,68 @@ def run_dir(root: Path, config: dict[str, Any], digest: str) -> Path:
     return Path(root) / f"{config['model']['name']}-{config['task']['name']}-{digest[:12]}"
 
 
-def write_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON to a temp file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, allow_nan=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def finite_or_none(value: Any) -> Any:
+    """The value with every nan/inf float replaced by None, recursively: records hold valid JSON only."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
 
 
-def write_result(result: RunResult) -> Path:
-    path = Path(result.run_dir) / RESULT
-    write_atomic(path, {k: v for k, v in asdict(result).items() if k != "skipped"})
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Atomic JSON write (temp file, fsync, rename); non-finite numbers are written as null."""
+    write_atomic(path, lambda f: json.dump(finite_or_none(payload), f, indent=1, allow_nan=False))
+
+
+def write_result(result: RunResult, directory: Path) -> Path:
+    path = Path(directory) / RESULT
+    write_json(path, {k: v for k, v in asdict(result).items() if k not in LOCAL_FIELDS})
     return path
 
 
-def read_result(path: Path) -> RunResult:
-    """Parse a result.json; raises ValueError if it is unreadable or not a finished record."""
+def check_writable(directory: Path, key: str) -> None:
+    """ConfigError naming `key` unless files can be created in `directory` (made if missing)."""
     try:
-        payload = json.loads(Path(path).read_text())
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"{key}: cannot write run records to {directory} ({err.strerror})") from None
+
+
+def number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def read_result(path: Path) -> RunResult:
+    """Parse a result.json (null numbers become nan); ValueError naming `path` if it is not a finished record."""
+    try:
+        payload = json.loads(Path(path).read_bytes().decode())
         result = RunResult(**payload)
-    except (OSError, json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"{path}: not a valid run record ({err})") from None
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(f"{path}: not a valid run record ({type(err).__name__}: {err})".splitlines()[0]) from None
     shapes = {"config": dict, "metrics": dict, "history": list}
     if not all(isinstance(getattr(result, k), kind) for k, kind in shapes.items()):
         raise ValueError(f"{path}: not a valid run record (config, metrics or history of the wrong type)")
+    bad = [k for k, v in result.metrics.items() if not number(v)]
+    if bad:
+        raise ValueError(f"{path}: not a valid run record (metric {bad[0]}={result.metrics[bad[0]]!r} is not a number)")
     if result.status not in FINISHED:
         raise ValueError(f"{path}: status {result.status!r} is not a finished run")
-    return result
+    nan = {k: math.nan if v is None else v for k, v in result.metrics.items()}
+    history = [{k: math.nan if v is None else v for k, v in row.items()} for row in result.history]
+    return dataclasses.replace(result, metrics=nan, history=history, path=str(path))
 
 
 def finished(directory: Path, digest: str) -> RunResult | None:
-    """The finished record of this config in `directory`, or None if absent, broken or another config."""
+    """The finished record of this config and numerics version in `directory`, or None.
+
+    A record of another numerics version is not reused: the rerun overwrites it.
+    """
     path = Path(directory) / RESULT
     if not path.exists():
         return None
@@ -101,14 +138,28 @@ def finished(directory: Path, digest: str) -> RunResult | None:
         result = read_result(path)
     except ValueError:
         return None
-    return result if result.config_hash == digest else None
+    return result if result.config_hash == digest and result.numerics_version == NUMERICS_VERSION else None
 
 
-def versions() -> dict[str, str]:
+@functools.cache
+def code_version() -> dict[str, Any]:
+    """The package version, and the git commit and dirty flag of its checkout when it is one."""
+    from cdyn_bench import __version__
+
+    info: dict[str, Any] = {"cdyn_bench": __version__, "git_commit": None, "git_dirty": None}
+    root = Path(__file__).resolve().parent.parent
+    try:
+        run = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True, timeout=5, check=True)
+        info["git_commit"] = run(["git", "rev-parse", "HEAD"]).stdout.strip()
+        info["git_dirty"] = bool(run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def versions() -> dict[str, Any]:
     import numpy
     import torch
 
-    from cdyn_bench import __version__
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "cdyn_bench": __version__}
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            **code_version()}

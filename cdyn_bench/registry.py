@@ -13,7 +13,8 @@ class ConfigError(ValueError):
     """A config value that is unknown, of the wrong kind or impossible; its message is one line."""
 
 
-def _did_you_mean(name: object, allowed: Iterable[str]) -> str:
+def did_you_mean(name: object, allowed: Iterable[str]) -> str:
+    """' Did you mean gated?' for the closest allowed name, or ''."""
     close = difflib.get_close_matches(str(name), list(allowed), n=1)
     return f" Did you mean {close[0]}?" if close else ""
 
@@ -23,7 +24,7 @@ def check_choice(key: str, value: object, allowed: Iterable[str]) -> None:
     allowed = list(allowed)
     if value not in allowed:
         raise ConfigError(
-            f"{key}={value!r} is not allowed.{_did_you_mean(value, allowed)} Allowed: {', '.join(allowed)}"
+            f"{key}={value!r} is not allowed.{did_you_mean(value, allowed)} Allowed: {', '.join(allowed)}"
         )
 
 
@@ -31,6 +32,6 @@ def lookup(table: Mapping[str, T], kind: str, name: str) -> T:
     """table[name], or ConfigError `unknown <kind> 'glaa'. Did you mean gla? Available: ...`."""
     if name not in table:
         raise ConfigError(
-            f"unknown {kind} {name!r}.{_did_you_mean(name, table)} Available: {', '.join(table)}"
+            f"unknown {kind} {name!r}.{did_you_mean(name, table)} Available: {', '.join(table)}"
         )
     return table[name]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +14,18 @@ from cdyn_bench.record import RESULT, RunResult, read_result
 
 METRICS = ["test_accuracy", "test_macro_accuracy", "val_accuracy", "train_loss"]
 RUN_COLUMNS = ["status", "seed", "steps", "diverged_at", "wall_seconds", "train_seconds", "tokens_per_s",
-               "n_params", "state_size", "config_hash", "run_dir"]
+               "n_params", "state_size", "config_hash", "run_dir", "numerics_version", "num_threads"]
 NAME_KEYS = ["task.name", "model.name"]
 # Hyperparameters tuned per cell on validation accuracy rather than reported as cells of their own.
 OVER = ["train.lr", "train.weight_decay"]
 # Config keys that say where or how a run ran, not what it computed: never cell keys.
 NOT_CELL_KEYS = ["seed", "force", "out_dir", "sweep_name", "wandb", "progress", "device", "train.num_threads"]
 TIMING_COLUMNS = ["train_seconds_mean", "wall_seconds_mean", "tokens_per_s_mean"]
-TABLE_COLUMNS = ["test_accuracy_mean", "test_accuracy_std", "test_macro_accuracy_mean", "val_accuracy_mean",
-                 "n", "n_diverged", "steps_mean", "n_params", "state_size", *TIMING_COLUMNS]
+# *_mean and *_std count a diverged seed as a failed run (accuracy 0); *_completed_mean averages the
+# seeds that finished without diverging (NaN when none did).
+TABLE_COLUMNS = ["test_accuracy_mean", "test_accuracy_std", "test_accuracy_completed_mean", "test_macro_accuracy_mean",
+                 "val_accuracy_mean", "n", "n_diverged", "steps_mean", "n_params", "state_size", *TIMING_COLUMNS]
+ACCURACIES = ["test_accuracy", "test_macro_accuracy", "val_accuracy"]
 
 
 def find_records(dirs: list[Path]) -> list[Path]:
@@ -84,18 +86,26 @@ def select_best(df: pd.DataFrame, cell: list[str], over: list[str], by: str = "v
     """
     if not over:
         return df
-    score = df[by].where(df["status"] == "completed").fillna(0.0)
-    means = df.assign(_score=score).groupby(cell + over, dropna=False)["_score"].mean().reset_index()
-    best = means.sort_values("_score", ascending=False, kind="stable").drop_duplicates(cell)
+    means = scored(df).groupby(cell + over, dropna=False)[by].mean().reset_index()
+    best = means.sort_values(by, ascending=False, kind="stable").drop_duplicates(cell)
     return df.merge(best[cell + over], on=cell + over, how="inner")
 
 
-def aggregate(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per group of `keys`: metrics' mean (and test accuracy's std) over completed seeds, n, n_diverged."""
+def scored(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs with every accuracy of a diverged run set to 0 (a failed run), and `completed_*` copies
+    that are NaN for diverged runs."""
     completed = df["status"] == "completed"
-    frame = df.assign(**{m: df[m].where(completed) for m in METRICS}, diverged=df["status"] == "diverged")
-    out = frame.groupby(keys, dropna=False, sort=True).agg(
+    failed = {m: df[m].where(completed, 0.0) for m in ACCURACIES}
+    finished = {f"completed_{m}": df[m].where(completed) for m in ACCURACIES}
+    return df.assign(**failed, **finished, diverged=~completed)
+
+
+def aggregate(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of `keys`: accuracy mean and std over all seeds (a diverged seed counts 0), test accuracy
+    over the completed seeds, n, n_diverged, sizes and timings."""
+    out = scored(df).groupby(keys, dropna=False, sort=True).agg(
         test_accuracy_mean=("test_accuracy", "mean"), test_accuracy_std=("test_accuracy", "std"),
+        test_accuracy_completed_mean=("completed_test_accuracy", "mean"),
         test_macro_accuracy_mean=("test_macro_accuracy", "mean"), val_accuracy_mean=("val_accuracy", "mean"),
         n=("seed", "size"), n_diverged=("diverged", "sum"), steps_mean=("steps", "mean"),
         n_params=("n_params", "first"), state_size=("state_size", "first"),
@@ -119,10 +129,9 @@ def build(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
 
 def mad_score(tab: pd.DataFrame) -> pd.DataFrame:
     """MAD's score per model and task: the mean over settings (the table's rows) of the test accuracy
-    of the optimiser setting best on validation; a setting whose every seed diverged counts as 0."""
-    score = tab.assign(score=tab["test_accuracy_mean"].fillna(0.0))
-    return (score.groupby(NAME_KEYS[::-1], sort=True)
-            .agg(mad_score=("score", "mean"), settings=("score", "size")).reset_index())
+    of the optimiser setting best on validation, a diverged seed counted as accuracy 0."""
+    return (tab.groupby(NAME_KEYS[::-1], sort=True)
+            .agg(mad_score=("test_accuracy_mean", "mean"), settings=("test_accuracy_mean", "size")).reset_index())
 
 
 def write_mad_score(tab: pd.DataFrame, out: Path) -> list[Path]:
@@ -132,9 +141,7 @@ def write_mad_score(tab: pd.DataFrame, out: Path) -> list[Path]:
     return [out / "mad_score.csv", out / "mad_score.md"]
 
 
-def accuracy_text(mean: float, std: float, n: int, n_diverged: int) -> str:
-    if n_diverged == n:
-        return "diverged"
+def accuracy_text(mean: float, std: float) -> str:
     return f"{mean:.4f}" + ("" if pd.isna(std) else f" ± {std:.4f}")
 
 
@@ -150,10 +157,12 @@ def pipe_table(frame: pd.DataFrame, right: list[str]) -> str:
 
 
 def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
-    """The table for reading: keys, test accuracy mean ± std over completed seeds, diverged seeds of all."""
+    """The table for reading: keys, test accuracy over all seeds (diverged = 0) ± std, over completed seeds,
+    diverged seeds of all."""
     shown = pd.DataFrame({k: tab[k].map(str) for k in keys})
-    stats = tab[["test_accuracy_mean", "test_accuracy_std", "n", "n_diverged"]].itertuples(index=False)
+    stats = tab[["test_accuracy_mean", "test_accuracy_std"]].itertuples(index=False)
     shown["test accuracy"] = [accuracy_text(*row) for row in stats]
+    shown["completed seeds"] = tab["test_accuracy_completed_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["val accuracy"] = tab["val_accuracy_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["diverged"] = [f"{d}/{n}" for d, n in zip(tab["n_diverged"], tab["n"])]
     shown["state size"] = tab["state_size"].map("{:,}".format)
@@ -218,7 +227,7 @@ def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
     heat = heat or (swept + over)[:2]
     if len(heat) == 2:
         rest = [k for k in swept + over if k not in heat]
-        title = describe(df) + (f"; best over {', '.join(rest)}" if rest else "")
+        title = describe(df) + (f"; {', '.join(rest)} best on validation" if rest else "")
         made[f"heatmap_{heat[0]}_{heat[1]}.png"] = figures.heatmap_figure(
             figure_data(df, cell, over, heat)[1], *heat, title)
     chosen = f"; best {', '.join(over)} per cell on validation" if over else ""
@@ -243,6 +252,15 @@ def unfinished(dirs: list[Path]) -> list[str]:
     return lines
 
 
+def mixed_versions(df: pd.DataFrame) -> list[str]:
+    """A warning line when the records come from more than one numerics version."""
+    seen = sorted(df["numerics_version"].unique())
+    if len(seen) < 2:
+        return []
+    return [f"the records mix numerics versions {', '.join(map(str, seen))}: one table should not; "
+            f"rerun the sweep with the current code to regenerate the older cells"]
+
+
 def check_keys(df: pd.DataFrame, keys: list[str]) -> None:
     for key in keys:
         if key not in config_columns(df):
@@ -251,19 +269,15 @@ def check_keys(df: pd.DataFrame, keys: list[str]) -> None:
 
 def log_to_wandb(tab: pd.DataFrame, files: list[Path], group: str | None, mode: str, out: Path) -> None:
     """Log the table and figures to W&B (WANDB_MODE wins over `mode`); a failure is one warning line."""
-    mode = os.environ.get("WANDB_MODE", mode)
-    if mode == "disabled":
-        return
-    try:
-        import wandb
+    from cdyn_bench.tracking import open_run
 
-        run = wandb.init(project="cdyn-bench", mode=mode, group=group, job_type="report", dir=str(out),
-                         name=f"report-{group or 'runs'}", reinit=True)
-        images = {p.stem: wandb.Image(str(p)) for p in files if p.suffix == ".png"}
-        run.log({"table": wandb.Table(dataframe=tab), **images})
-        run.finish()
-    except Exception as err:  # noqa: BLE001 - W&B must never fail a report
-        print(f"warning: W&B logging skipped: {type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
+    name = f"report-{group or 'runs'}"
+    with open_run(mode, out, name=name, group=group, job_type="report", what="W&B logging") as run:
+        if run is not None:
+            import wandb
+
+            images = {p.stem: wandb.Image(str(p)) for p in files if p.suffix == ".png"}
+            run.log({"table": wandb.Table(dataframe=tab), **images})
 
 
 @dataclass
@@ -284,6 +298,7 @@ def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[st
     problems += unfinished(dirs)
     if df.empty:
         raise ValueError(f"no finished run records under {', '.join(map(str, dirs))}")
+    problems += mixed_versions(df)
     check_keys(df, [k for k in [x, *(heat or [])] if k])
     tab, cell, over = build(df)
     files = write_tables(tab, cell + over, out) + write_figures(df, cell, over, out, x, heat)

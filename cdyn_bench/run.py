@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
 
 import torch
 
-from cdyn_bench import record
-from cdyn_bench.config import RunConfig
-from cdyn_bench.data import TaskConfig, TaskData
+from cdyn_bench import NUMERICS_VERSION, record
+from cdyn_bench.budget import check_memory
+from cdyn_bench.config import RunConfig, vocab_size
+from cdyn_bench.data import TaskData
 from cdyn_bench.display import LiveDisplay, console
 from cdyn_bench.model import LanguageModel
 from cdyn_bench.record import RunResult
-from cdyn_bench.registry import ConfigError
+from cdyn_bench.sweep import available_cores
 from cdyn_bench.tracking import mirror_to_wandb
 from cdyn_bench.train import evaluate, train
 
@@ -35,35 +35,37 @@ class Monitor:
     def update(self, step: int, train_loss: float, val_accuracy: float | None, tokens_per_s: float) -> None:
         self.display.update(step, train_loss, val_accuracy, tokens_per_s)
         if val_accuracy is not None:
-            record.write_atomic(self.path, {**self.base, "status": "running", "step": step,
-                                            "train_loss": train_loss, "val_accuracy": val_accuracy})
+            record.write_json(self.path, {**self.base, "status": "running", "step": step,
+                                          "train_loss": train_loss, "val_accuracy": val_accuracy})
 
 
-def check_positions(seq_len: int, cfg: RunConfig, task: TaskConfig) -> None:
-    """Learned position tables (pos_emb=learned, the last-position decoder) hold model.max_len rows."""
-    if seq_len > cfg.model.max_len and (cfg.model.pos_emb == "learned" or task.readout == "last_position"):
-        raise ConfigError(
-            f"task.seq_len={seq_len}: longer than model.max_len={cfg.model.max_len}, the size of the position table; "
-            "raise model.max_len or shorten the sequence"
-        )
+def check_device_memory(cfg: RunConfig, device: torch.device, data: TaskData) -> None:
+    """On CUDA, the memory estimate against the GPU's free memory (the host's was checked with the config)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        check_memory(cfg, data.seq_len, data.vocab_size, available=free, where=f"{device}")
 
 
 def run(cfg: RunConfig, root: Path) -> RunResult:
-    """Train and evaluate one config under `root`, or return its finished record when it exists."""
+    """Train and evaluate one checked config under `root`, or return its finished record when it exists.
+
+    `root` is <out_dir>/runs or <sweep dir>/cells; the record's run_dir is stored relative to its parent.
+    """
     start = time.perf_counter()
-    task = TaskConfig.from_dict(cfg.task)
     config = dataclasses.asdict(cfg)
-    digest = record.config_hash(config)
+    digest = record.config_hash(cfg.identity())
     directory = record.run_dir(root, config, digest)
     if not cfg.force and (done := record.finished(directory, digest)) is not None:
         return dataclasses.replace(done, skipped=True)
+    record.check_writable(directory, "out_dir")
 
-    torch.set_num_threads(cfg.train.num_threads or os.cpu_count() or 1)
+    threads = cfg.train.num_threads or available_cores()
+    torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
-    data = TaskData(task, cfg.seed, cfg.train.batch_size)
-    check_positions(data.seq_len, cfg, task)
-    model = LanguageModel(cfg.model, data.vocab_size, readout=task.readout).to(device)
+    data = TaskData(cfg.task, cfg.seed, cfg.train.batch_size)
+    check_device_memory(cfg, device, data)
+    model = LanguageModel(cfg.model, data.vocab_size, readout=cfg.task.readout).to(device)
     monitor_base = {"config_hash": digest, "seed": cfg.seed}
     with LiveDisplay(directory.name, cfg.train.max_steps, cfg.progress) as display:
         outcome = train(model, data, cfg.train, device, Monitor(display, directory / record.PROGRESS, monitor_base))
@@ -82,10 +84,11 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
         tokens_per_s=outcome.tokens / max(outcome.train_seconds, 1e-9),
         n_params=sum(p.numel() for p in model.parameters()), state_size=model.state_size(data.seq_len),
         forms=[block.mixer.form for block in model.blocks],
-        leaked_test_sequences=data.leaked, device=str(device), versions=record.versions(),
-        run_dir=str(directory),
+        leaked_test_sequences=data.leaked, device=str(device), num_threads=threads,
+        numerics_version=NUMERICS_VERSION, versions=record.versions(),
+        run_dir=directory.relative_to(root.parent).as_posix(), path=str(directory / record.RESULT),
     )
-    record.write_result(result)
+    record.write_result(result, directory)
     (directory / record.PROGRESS).unlink(missing_ok=True)
-    mirror_to_wandb(result, cfg.wandb, group=cfg.sweep_name)
+    mirror_to_wandb(result, cfg.wandb, cfg.sweep_name, directory)
     return result

@@ -20,7 +20,7 @@ CELLS = "cells"
 
 @dataclass
 class Cell:
-    """One planned job of a sweep: its Hydra overrides and the directory its record goes to."""
+    """One planned job of a sweep: its Hydra overrides and its record's folder, relative to the sweep folder."""
 
     job: int
     overrides: list[str]
@@ -31,7 +31,10 @@ class Cell:
 
 @dataclass
 class Manifest:
-    """The cells a sweep plans, written at its start; `planned` is None when the sweeper plans alone."""
+    """The cells a sweep plans, written at its start; `planned` is None when the sweeper plans alone.
+
+    sweep_dir is where the manifest lives; it is not stored, so the sweep folder can be moved.
+    """
 
     sweep_dir: str
     sweeper: str
@@ -48,6 +51,9 @@ class Manifest:
                 key, _, value = item.partition("=")
                 values.setdefault(key, set()).add(value)
         return [key for key, seen in values.items() if len(seen) > 1]
+
+    def record_dir(self, cell: Cell) -> Path:
+        return Path(self.sweep_dir) / cell.run_dir
 
 
 def available_cores() -> int:
@@ -76,16 +82,17 @@ def threads_per_job(launcher: dict[str, Any], cores: int) -> int:
     return max(1, cores // workers)
 
 
-def plan_cell(job: int, overrides: list[str], cfg: RunConfig, root: Path) -> Cell:
-    """The cell run(cfg, root) will write, named exactly as run() names it."""
-    config = dataclasses.asdict(cfg)
-    digest = record.config_hash(config)
-    return Cell(job, list(overrides), str(record.run_dir(root, config, digest)), digest, cfg.force)
+def plan_cell(job: int, overrides: list[str], cfg: RunConfig) -> Cell:
+    """The cell run(cfg, <sweep dir>/cells) will write, named exactly as run() names it."""
+    digest = record.config_hash(cfg.identity())
+    directory = record.run_dir(Path(CELLS), dataclasses.asdict(cfg), digest)
+    return Cell(job, list(overrides), directory.as_posix(), digest, cfg.force)
 
 
 def write_manifest(manifest: Manifest) -> Path:
     path = Path(manifest.sweep_dir) / MANIFEST
-    record.write_atomic(path, dataclasses.asdict(manifest))
+    record.check_writable(path.parent, "out_dir")
+    record.write_json(path, {k: v for k, v in dataclasses.asdict(manifest).items() if k != "sweep_dir"})
     return path
 
 
@@ -95,11 +102,11 @@ def read_manifest(sweep_dir: Path) -> Manifest | None:
         payload = json.loads((Path(sweep_dir) / MANIFEST).read_text())
         planned = payload.pop("planned")
         cells = None if planned is None else [Cell(**c) for c in planned]
-        return Manifest(**payload, planned=cells)
+        return Manifest(sweep_dir=str(sweep_dir), **payload, planned=cells)
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
 
 def missing_cells(manifest: Manifest) -> list[Cell]:
     """Planned cells without a finished record of their config."""
-    return [c for c in manifest.planned or [] if record.finished(Path(c.run_dir), c.config_hash) is None]
+    return [c for c in manifest.planned or [] if record.finished(manifest.record_dir(c), c.config_hash) is None]

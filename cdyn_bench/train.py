@@ -33,23 +33,41 @@ class TrainOutcome:
 
 
 def schedule(cfg: TrainConfig):
-    """Multiplier on lr: linear warm-up over warmup_steps, then cosine decay to 0 at max_steps."""
+    """Multiplier on lr: linear warm-up over warmup_steps, then a cosine from 1 to final_lr / lr at max_steps."""
+    floor = cfg.final_lr / cfg.lr
 
     def factor(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
         progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
 
 
+def decays(param: nn.Parameter, rule: str) -> bool:
+    """Whether weight decay applies: every parameter (rule 'all', MAD), or matrices not marked as
+    evolution parameters (rule 'matrices'; cdyn_bench.mixer.gates.no_weight_decay)."""
+    if rule == "all":
+        return True
+    return param.dim() >= 2 and not getattr(param, "_no_weight_decay", False)
+
+
+def parameter_groups(model: nn.Module, cfg: TrainConfig) -> dict[str, list[str]]:
+    """Names of the parameters with and without weight decay: {'decay': [...], 'no_decay': [...]}."""
+    groups: dict[str, list[str]] = {"decay": [], "no_decay": []}
+    for name, param in model.named_parameters():
+        groups["decay" if decays(param, cfg.weight_decay_on) else "no_decay"].append(name)
+    return groups
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; weight decay on matrices only (not on biases, norms or gate parameters)."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+    """AdamW with the config's betas; weight decay on the `parameter_groups` 'decay' group only."""
+    params = dict(model.named_parameters())
+    names = parameter_groups(model, cfg)
+    groups = [{"params": [params[n] for n in names["decay"]], "weight_decay": cfg.weight_decay},
+              {"params": [params[n] for n in names["no_decay"]], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
 def loss_on(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

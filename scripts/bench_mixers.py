@@ -22,10 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from hydra import compose, initialize_config_module
 from torch.utils.flop_counter import FlopCounterMode
 
-from cdyn_bench.config import register_schema, to_run_config
+from cdyn_bench.config import compose
 from cdyn_bench.mixer import CoeffMixer, MixerConfig
 
 PRESETS = ["softmax", "linear", "norm_attn", "retnet", "mamba2", "gla", "s6", "deltanet", "gated_deltanet",
@@ -36,9 +35,7 @@ LENGTHS = [128, 512, 2048]
 
 def preset_mixer(preset: str) -> tuple[int, MixerConfig]:
     """(d_model, mixer knobs) of a preset, composed as cdyn-run does."""
-    register_schema()
-    with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):
-        cfg = to_run_config(compose(config_name="config", overrides=[f"model={preset}"]))
+    cfg = compose(f"model={preset}")
     return cfg.model.d_model, cfg.model.mixer
 
 

@@ -23,9 +23,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from hydra import compose, initialize_config_module
-
-from cdyn_bench.config import RunConfig, register_schema, to_run_config
+from cdyn_bench.config import RunConfig, compose
 from cdyn_bench.model import LanguageModel
 from cdyn_bench.tasks import mqar
 
@@ -34,24 +32,22 @@ OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
 
 def default_config() -> RunConfig:
     """The config `cdyn-run model=gated task=mqar` composes, so both loops train the same thing."""
-    register_schema()
-    with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):
-        return to_run_config(compose(config_name="config", overrides=["model=gated", "task=mqar"]))
+    return compose("model=gated", "task=mqar")
 
 
 def plain_loop(seed: int, run_cfg: RunConfig) -> tuple[float, int, float]:
     """(seconds to target on validation, steps, final validation accuracy) of a bare loop."""
     start = time.perf_counter()
     cfg = run_cfg.train
-    task = {k: v for k, v in run_cfg.task.items() if k not in ("name", "num_train", "num_val", "num_test", "loss_on")}
+    task = run_cfg.task.params
     torch.manual_seed(seed)
     train_rng, val_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
-    val = mqar(run_cfg.task["num_val"], val_rng, **task)
+    val = mqar(run_cfg.task.num_val, val_rng, **task)
     model = LanguageModel(run_cfg.model, task["vocab_size"])
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-                            lr=cfg.lr, betas=(0.9, 0.98))
+                            lr=cfg.lr, betas=tuple(cfg.betas))
     total = cfg.max_steps - cfg.warmup_steps
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / cfg.warmup_steps if s < cfg.warmup_steps
                                               else 0.5 * (1 + np.cos(np.pi * min(1.0, (s - cfg.warmup_steps) / total))))

@@ -11,25 +11,29 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cdyn_bench import NUMERICS_VERSION, figures
 from cdyn_bench.record import RESULT, RunResult, config_hash, run_dir, write_result
 from cdyn_bench.report import aggregate, build, load, make_report, markdown, select_best, swept_keys
+from cdyn_bench.sweep import Cell, Manifest, write_manifest
 
 CDYN_REPORT = str(Path(sys.executable).parent / "cdyn-report")
 MODELS = {"gated": {"d_model": 16, "mixer": {"A": "scalar_gate"}}, "softmax": {"d_model": 16, "mixer": {"A": "identity"}}}
 
 
 def fake_run(root: Path, model: str, lr: float, seed: int, val: float, test: float, status: str = "completed",
-             **extra) -> RunResult:
-    """Write the record of a run that never trained; metrics and status as given."""
+             numerics_version: int = NUMERICS_VERSION, **extra) -> RunResult:
+    """Write the record of a run that never trained under root/cells; metrics and status as given."""
     config = {"model": {"name": model, **MODELS[model]}, "task": {"name": "mqar", "seq_len": 16},
               "train": {"lr": lr, "weight_decay": 0.1, "num_threads": 1}, "seed": seed, "sweep_name": "t", **extra}
     digest = config_hash(config)
     history = [{"step": s, "train_loss": 3.0 - s / 10, "val_accuracy": val * s / 20} for s in (10, 20)]
+    directory = run_dir(root / "cells", config, digest)
     result = RunResult(config=config, config_hash=digest, status=status, seed=seed, history=history, steps=20,
                        metrics={"val_accuracy": val, "test_accuracy": test, "test_macro_accuracy": test,
                                 "train_loss": 1.0}, diverged_at=3 if status == "diverged" else None,
-                       train_seconds=1.0, n_params=100, state_size=64, run_dir=str(run_dir(root, config, digest)))
-    write_result(result)
+                       train_seconds=1.0, n_params=100, state_size=64, numerics_version=numerics_version,
+                       run_dir=directory.relative_to(root).as_posix())
+    write_result(result, directory)
     return result
 
 
@@ -59,15 +63,36 @@ def test_select_best_keeps_all_seeds_of_the_best_mean_validation_setting(grid):
     assert chosen == {"gated": [3e-3], "softmax": [1e-3]} and len(best) == 6
 
 
-def test_aggregate_counts_diverged_runs_and_leaves_them_out_of_the_means(grid):
+def test_aggregate_counts_a_diverged_seed_as_a_failed_run(grid):
     df, _ = load([grid])
     summary = aggregate(df, ["model.name", "train.lr"]).set_index(["model.name", "train.lr"])
     softmax_fast = summary.loc[("softmax", 3e-3)]
     assert softmax_fast["n"] == 3 and softmax_fast["n_diverged"] == 2
-    assert softmax_fast["test_accuracy_mean"] == pytest.approx(0.95) and math.isnan(softmax_fast["test_accuracy_std"])
+    # Over all seeds the two diverged ones count 0; over the completed seed alone it is 0.95.
+    assert softmax_fast["test_accuracy_mean"] == pytest.approx(0.95 / 3)
+    assert softmax_fast["test_accuracy_std"] == pytest.approx(pd.Series([0.0, 0.0, 0.95]).std())
+    assert softmax_fast["test_accuracy_completed_mean"] == pytest.approx(0.95)
     gated_fast = summary.loc[("gated", 3e-3)]
     assert gated_fast["test_accuracy_mean"] == pytest.approx(0.71)
     assert gated_fast["test_accuracy_std"] == pytest.approx(pd.Series([0.7, 0.71, 0.72]).std())
+
+
+def test_diverged_seeds_of_the_chosen_setting_stay_in_the_table_and_mad_score(tmp_path):
+    # lr 1e-3: seeds {0.99, diverged, diverged}; lr 1e-4: 0.30 for every seed. Validation mean with
+    # diverged = 0 is 0.33 against 0.30, so 1e-3 is chosen, and its table mean is 0.33, not 0.99.
+    for seed in range(3):
+        fake_run(tmp_path, "gated", 1e-4, seed, val=0.30, test=0.30)
+        if seed == 0:
+            fake_run(tmp_path, "gated", 1e-3, seed, val=0.99, test=0.99)
+        else:
+            fake_run(tmp_path, "gated", 1e-3, seed, val=math.nan, test=0.5, status="diverged")
+    report = make_report([tmp_path], tmp_path / "report", mad=True)
+    (row,) = report.table.to_dict("records")
+    assert row["train.lr"] == 1e-3 and row["n_diverged"] == 2
+    assert row["test_accuracy_mean"] == pytest.approx(0.33) and row["test_accuracy_completed_mean"] == pytest.approx(0.99)
+    assert report.mad["mad_score"].item() == pytest.approx(0.33)
+    line = markdown(report.table, report.keys).splitlines()[2]
+    assert "0.3300" in line and "0.9900" in line and "2/3" in line
 
 
 def test_table_has_explicit_columns_and_markdown_aligns(grid):
@@ -80,15 +105,30 @@ def test_table_has_explicit_columns_and_markdown_aligns(grid):
     assert "0.7100 ± 0.0100" in lines[2]
 
 
-def test_all_diverged_cell_reads_diverged_not_zero(tmp_path):
+def test_all_diverged_cell_reads_zero_with_its_diverged_count(tmp_path):
     for seed in range(2):
         fake_run(tmp_path, "gated", 1e-3, seed, val=0.5, test=0.5)
-        fake_run(tmp_path, "softmax", 1e-3, seed, val=math.nan, test=0.0, status="diverged")
+        fake_run(tmp_path, "softmax", 1e-3, seed, val=math.nan, test=0.3, status="diverged")
     report = make_report([tmp_path], tmp_path / "report")
     row = report.table.set_index("model.name").loc["softmax"]
-    assert row["n_diverged"] == 2 and math.isnan(row["test_accuracy_mean"])
+    assert row["n_diverged"] == 2 and row["test_accuracy_mean"] == 0.0
+    assert math.isnan(row["test_accuracy_completed_mean"])
     softmax_line = next(line for line in markdown(report.table, report.keys).splitlines() if "softmax" in line)
-    assert " diverged |" in softmax_line and "2/2" in softmax_line and "0.0000" not in softmax_line
+    assert "2/2" in softmax_line and "0.0000 ± 0.0000" in softmax_line and "0.3" not in softmax_line
+
+
+def test_heatmap_slices_on_validation_and_shows_test(tmp_path):
+    # Two weight decays per (model, lr): wd 0.0 is best on validation, wd 0.1 best on test.
+    summary = pd.DataFrame({
+        "model.name": ["gated"] * 2, "train.lr": [1e-3] * 2, "train.weight_decay": [0.0, 0.1],
+        "val_accuracy_mean": [0.9, 0.5], "test_accuracy_mean": [0.6, 0.95], "n": [3, 3], "n_diverged": [0, 0],
+    })
+    best = figures.on_validation(summary, ["model.name", "train.lr"])
+    assert best["train.weight_decay"].tolist() == [0.0]
+    fig = figures.heatmap_figure(summary, "model.name", "train.lr", "t")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["0.60"]
+    figures.plt.close(fig)
 
 
 def test_report_writes_tables_and_figures(grid, tmp_path):
@@ -103,17 +143,47 @@ def test_report_writes_tables_and_figures(grid, tmp_path):
         make_report([grid], out, x="model.nmae")
 
 
-def test_broken_records_are_one_warning_line_each_and_skipped(grid):
+def test_broken_records_are_one_warning_line_each_naming_the_path(grid):
     paths = sorted(grid.rglob(RESULT))
     paths[0].write_text(paths[0].read_text()[:50])
     paths[1].write_text('{"status": "running"}')
     paths[2].write_text(json.dumps({**json.loads(paths[2].read_text()), "metrics": None}))
+    paths[3].write_bytes(bytes(range(256)) * 4)
+    paths[4].write_text(json.dumps({**json.loads(paths[4].read_text()), "metrics": {"test_accuracy": "high"}}))
     proc = subprocess.run([CDYN_REPORT, str(grid)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 3 and all(str(p) in w for p, w in zip(paths, warnings))
+    assert len(warnings) == 5 and all(str(p) in w for p, w in zip(paths, warnings))
     assert "Traceback" not in proc.stderr and "| gated" in proc.stdout
     assert (grid / "report" / "table.csv").exists()
+
+
+def test_a_table_that_mixes_numerics_versions_warns(tmp_path):
+    fake_run(tmp_path, "gated", 1e-3, 0, val=0.5, test=0.5, numerics_version=NUMERICS_VERSION - 1)
+    fake_run(tmp_path, "gated", 1e-3, 1, val=0.5, test=0.5)
+    report = make_report([tmp_path], tmp_path / "report")
+    assert any("mix numerics versions" in p for p in report.problems)
+
+
+def test_records_are_valid_json_and_readable_by_the_group(tmp_path):
+    result = fake_run(tmp_path, "gated", 1e-3, 0, val=math.nan, test=0.5)
+    path = tmp_path / result.run_dir / RESULT
+    payload = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert payload["metrics"]["val_accuracy"] is None
+    assert path.stat().st_mode & 0o044 == 0o044
+
+
+def test_a_moved_sweep_reports_without_warnings(tmp_path):
+    sweep = tmp_path / "before"
+    results = [fake_run(sweep, "gated", 1e-3, seed, val=0.5, test=0.5) for seed in range(2)]
+    cells = [Cell(i, [f"seed={i}"], r.run_dir, r.config_hash) for i, r in enumerate(results)]
+    write_manifest(Manifest(str(sweep), "basic", "basic", ["seed=0,1"], cells))
+    assert "before" not in (sweep / "manifest.json").read_text()
+    moved = tmp_path / "after"
+    sweep.rename(moved)
+    assert make_report([moved], tmp_path / "report").problems == []
+    (moved / results[1].run_dir / RESULT).unlink()
+    assert "1 of 2 planned cells" in make_report([moved], tmp_path / "report").problems[0]
 
 
 def test_no_records_is_an_error_line(tmp_path):

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cdyn_bench.mixer.components import STABILISED, Evolution, augment, normalise, segsum
+from cdyn_bench.choices import STABILISED
+from cdyn_bench.mixer.components import Evolution, augment, normalise, segsum
 from cdyn_bench.mixer.householder import householder_intra
 
 

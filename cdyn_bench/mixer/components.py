@@ -1,4 +1,4 @@
-"""The pluggable pieces of the mixer, keyed by their config names: psi, phi, eta, and A_t in log space.
+"""The pluggable pieces of the mixer, keyed by their names in cdyn_bench.choices: psi, phi, eta, A_t in log space.
 
 The normaliser helpers serve the state forms (recurrent, chunked): with eta = sum or mlstm the
 state carries one extra value column of ones, so that y_i and sum_j alpha~_ij come out together,
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from cdyn_bench.choices import STABILISED
 
 
 def _elu1(x: Tensor) -> Tensor:
@@ -27,7 +29,7 @@ FEATURE_MAPS = {
     "silu": F.silu,
 }
 
-READOUTS = {
+PHIS = {
     "identity": lambda x: x,
     "exp": torch.exp,
     "softplus": F.softplus,
@@ -36,15 +38,8 @@ READOUTS = {
     "sigmoid": torch.sigmoid,
 }
 
-INPUTS = ("key", "feature", "delta_B", "beta_key", "input_gate_key")
-NORMALISERS = ("one", "sum", "abs_sum", "learned", "mlstm")
-EVOLUTIONS = ("identity", "fixed", "learned_scalar", "scalar_gate", "diag_gate", "householder", "gated_householder")
-
 # f in the learned normaliser eta_i = exp(f(w^T u_i + o_h)).
 ETA_FS = {"exp": torch.exp, "elu": F.elu, "softplus": F.softplus, "sigmoid": torch.sigmoid}
-
-# Normalisers for which the state forms carry the causal sum and a per-row log scale m_i.
-STABILISED = ("sum", "mlstm")
 
 
 @dataclass
@@ -88,6 +83,13 @@ def segsum(log_a: Tensor) -> Tensor:
     return sums.masked_fill(~causal, float("-inf"))
 
 
+def divide_or_zero(num: Tensor, den: Tensor) -> Tensor:
+    """num / den, and 0 where den == 0: a row whose coefficients sum to zero (all zero, as phi = relu
+    gives when every score is negative) gets zero coefficients, not 0/0, in every form."""
+    zero = den == 0
+    return torch.where(zero, 0.0, num / torch.where(zero, 1.0, den))
+
+
 def augment(v: Tensor, eta: str) -> Tensor:
     """v (..., dv) with a column of ones appended when eta needs the causal sum of coefficients."""
     return torch.cat([v, torch.ones_like(v[..., :1])], dim=-1) if eta in STABILISED else v
@@ -104,5 +106,5 @@ def normalise(y: Tensor, m: Tensor, eta: str, eta_learned: Tensor | None) -> Ten
         return y / eta_learned[..., None]
     num, den = y[..., :-1], y[..., -1:]
     if eta == "sum":
-        return num / den
+        return divide_or_zero(num, den)
     return num / torch.maximum(den.abs(), torch.exp(-m)[..., None])

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdyn_bench.mixer.components import ETA_FS, EVOLUTIONS, FEATURE_MAPS, INPUTS, NORMALISERS, READOUTS
-from cdyn_bench.mixer.forms import FORM_NAMES, STATE_FORMS, STATE_NORMALISERS
-from cdyn_bench.mixer.gates import GAMMA_HEADS, GATED, RATE_INITS
+from cdyn_bench.choices import (
+    ETA_FS, EVOLUTIONS, FEATURE_MAPS, FORM_NAMES, GAMMA_HEADS, GATED, GATES, INPUTS, NORMALISERS, OUT_NORMS, PHIS,
+    RATE_INITS, STATE_FORMS, STATE_NORMALISERS,
+)
 from cdyn_bench.registry import ConfigError, check_choice
 
-OUT_NORMS = ("none", "group", "rms")
-GATES = ("sigmoid", "mamba", "mlstm")
+# Knobs of each gate parametrisation (the others have no effect with that gate).
+GATE_KNOBS = {
+    "sigmoid": ("gate_min", "gate_max", "gate_temperature", "gate_rank"),
+    "mlstm": ("gate_min", "gate_max"),
+    "mamba": ("rate_init", "rate_min", "rate_max", "dt_min", "dt_max", "gate_rank"),
+}
 
 
 @dataclass
@@ -28,13 +33,15 @@ class MixerConfig:
        [dt_min, dt_max] at zero input, rate r uniform in [rate_min, rate_max] or 1..n (s4d_real).
     b: impulse source. key = k_j; feature = psi(k_j); delta_B = Delta_t k_t (Mamba, gate = mamba);
        beta_key = beta_t k_t (DeltaNet); input_gate_key = exp(i~_t) k_t (mLSTM). scale_b: times 1/sqrt(n).
-    psi: feature map on q, and on k when b = feature; normalize_k: L2-normalise keys.
+    psi: feature map on q, and on k when b = feature; normalize_k, normalize_q: L2-normalise keys, queries.
     phi: scalar readout on q_i^T A_i...A_{j+1} b_j. eta: normaliser eta_i: one; sum = causal sum
        of phi values; abs_sum; learned = exp(eta_f(w^T u_i + o_h)); mlstm = max(|sum|, 1).
     n_heads; head_dim: n, the state size per head; value_dim: per head (0 = d_model / n_heads);
     share_qk: one q and one k (Mamba's C and B) shared by all heads.
     conv_size: width of the short causal depthwise convolution on q, k, v (0 = off).
-    out_norm: per-head norm of y (group = RetNet's GroupNorm, rms); out_gate: y * silu(W u).
+    out_norm: norm of y: per head (group = RetNet's GroupNorm, rms) or rms_width over all heads together
+       (Mamba-2's RMSNorm with one group); out_gate: y * silu(W u); norm_before_gate: norm, then gate
+       (else gate, then norm: Mamba-2's norm_before_gate=False).
     form: quadratic, recurrent, chunked, or auto = chunked where it can compute the knobs, else
        quadratic. chunk_size: tokens per chunk of the chunked form.
     """
@@ -60,12 +67,14 @@ class MixerConfig:
     scale_b: bool = True
     psi: str = "none"
     normalize_k: bool = False
+    normalize_q: bool = False
     phi: str = "identity"
     eta: str = "one"
     eta_f: str = "exp"
     conv_size: int = 0
     out_gate: bool = False
     out_norm: str = "none"
+    norm_before_gate: bool = True
     form: str = "auto"
     chunk_size: int = 64
 
@@ -73,7 +82,7 @@ class MixerConfig:
         """Raise ConfigError, one line naming the knob, on a bad value or combination."""
         for key, allowed in (
             ("A", EVOLUTIONS), ("gamma_heads", GAMMA_HEADS), ("gate", GATES), ("rate_init", RATE_INITS),
-            ("b", INPUTS), ("psi", FEATURE_MAPS), ("phi", READOUTS), ("eta", NORMALISERS), ("eta_f", ETA_FS),
+            ("b", INPUTS), ("psi", FEATURE_MAPS), ("phi", PHIS), ("eta", NORMALISERS), ("eta_f", ETA_FS),
             ("out_norm", OUT_NORMS), ("form", FORM_NAMES),
         ):
             check_choice(f"model.mixer.{key}", getattr(self, key), allowed)
@@ -92,10 +101,10 @@ class MixerConfig:
                 raise ConfigError(f"model.mixer.{key}={getattr(self, key)}: must be >= 0 (0 = default)")
         if self.chunk_size <= 0:
             raise ConfigError(f"model.mixer.chunk_size={self.chunk_size}: must be > 0")
-        if self.out_norm != "none" and self.dims(d_model)[1] < 2:
+        if self.out_norm in ("group", "rms") and self.dims(d_model)[1] < 2:
             raise ConfigError(
                 f"model.mixer.out_norm={self.out_norm} normalises each head's values: needs value_dim >= 2, "
-                f"got {self.dims(d_model)[1]}. Allowed with value_dim 1: none"
+                f"got {self.dims(d_model)[1]}. Allowed with value_dim 1: none, rms_width"
             )
 
     def _check_ranges(self) -> None:
@@ -147,6 +156,30 @@ class MixerConfig:
         if self.form != "auto":
             return self.form
         return "chunked" if self.phi == "identity" and self.eta in STATE_NORMALISERS else "quadratic"
+
+    def inactive(self) -> list[str]:
+        """Knobs that cannot change what this mixer computes, given the others (left out of a run's identity)."""
+        off = set()
+        if self.A != "fixed":
+            off |= {"gamma", "gamma_heads"}
+        elif self.gamma_heads == "retnet":
+            off.add("gamma")
+        every_gate_knob = {"gate", *(k for knobs in GATE_KNOBS.values() for k in knobs)}
+        if self.A not in GATED:
+            off |= every_gate_knob
+        else:
+            off |= every_gate_knob - {"gate", *GATE_KNOBS[self.gate]}
+            if self.A == "learned_scalar":
+                off.add("gate_rank")
+            if self.gate == "mamba" and self.rate_init == "s4d_real":
+                off |= {"rate_min", "rate_max"}
+        if self.eta != "learned":
+            off.add("eta_f")
+        if self.resolved_form() != "chunked":
+            off.add("chunk_size")
+        if self.out_norm == "none" or not self.out_gate:
+            off.add("norm_before_gate")
+        return sorted(off)
 
     def dims(self, d_model: int) -> tuple[int, int]:
         """(n, value dim) per head, with 0 meaning d_model / n_heads."""

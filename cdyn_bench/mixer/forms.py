@@ -14,7 +14,8 @@ space; the mLSTM input gate i_j joins them there as + log i_j. Householder produ
 the queries one step at a time. With phi = exp and eta = causal sum the coefficients are a softmax
 over the transported scores (row maximum subtracted); with phi = identity and a normalising eta
 (sum, abs_sum, mlstm) every row is divided by exp(m_i), m_i its largest log weight, which cancels.
-With eta = 1 an overflow is the model's own behaviour and is not clamped.
+With eta = 1 an overflow is the model's own behaviour and is not clamped; nor is a signed sum
+(phi = identity, eta = sum) that crosses zero. A row whose sum is exactly zero gets zero coefficients.
 """
 
 from __future__ import annotations
@@ -23,11 +24,8 @@ import torch
 from torch import Tensor
 
 from cdyn_bench.mixer.chunked import chunked
-from cdyn_bench.mixer.components import READOUTS, STABILISED, Evolution, augment, normalise, segsum
-
-FORM_NAMES = ("auto", "quadratic", "recurrent", "chunked")
-STATE_FORMS = ("recurrent", "chunked")
-STATE_NORMALISERS = ("one", "sum", "learned", "mlstm")
+from cdyn_bench.choices import STABILISED
+from cdyn_bench.mixer.components import PHIS, Evolution, augment, divide_or_zero, normalise, segsum
 
 
 def _causal(T: int, device: torch.device) -> Tensor:
@@ -102,16 +100,16 @@ def coefficients(q: Tensor, b: Tensor, evolution: Evolution, phi: str, eta: str,
     m = row_scale(evolution, q) if phi == "identity" and eta in (*STABILISED, "abs_sum") else None
     scores = transported_scores(q, b, evolution, m)
     causal = _causal(scores.shape[-1], scores.device)
-    alpha = READOUTS[phi](scores.masked_fill(~causal, 0.0)).masked_fill(~causal, 0.0)
+    alpha = PHIS[phi](scores.masked_fill(~causal, 0.0)).masked_fill(~causal, 0.0)
     if eta == "one":
         return alpha
     if eta == "learned":
         return alpha / eta_learned.transpose(1, 2)[..., None]
     if eta == "abs_sum":
-        return alpha / alpha.abs().sum(-1, keepdim=True)
+        return divide_or_zero(alpha, alpha.abs().sum(-1, keepdim=True))
     total = alpha.sum(-1, keepdim=True)
     if eta == "sum":
-        return alpha / total
+        return divide_or_zero(alpha, total)
     floor = torch.exp(-m)[..., None] if m is not None else torch.ones_like(total)
     return alpha / torch.maximum(total.abs(), floor)
 

@@ -9,15 +9,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cdyn_bench.choices import GATED, HOUSEHOLDER
 from cdyn_bench.mixer.components import Evolution
 
 if TYPE_CHECKING:
     from cdyn_bench.mixer.config import MixerConfig
 
-GATED = ("learned_scalar", "scalar_gate", "diag_gate", "gated_householder")
-HOUSEHOLDER = ("householder", "gated_householder")
-GAMMA_HEADS = ("same", "retnet")
-RATE_INITS = ("uniform", "s4d_real")
+
+
+def no_weight_decay(param: nn.Parameter) -> nn.Parameter:
+    """Mark a parameter of the evolution (rates, dt_bias, gate offsets) as exempt from weight decay
+    whatever its rank, as Mamba marks A_log and D; cdyn_bench.train reads the mark."""
+    param._no_weight_decay = True
+    return param
 
 
 def logit(p: Tensor) -> Tensor:
@@ -56,7 +60,7 @@ class SigmoidGate(nn.Module):
         bias = logit(torch.linspace(cfg.gate_min, cfg.gate_max, width) ** self.tau)
         self.proj = projection(d_model, width, cfg.gate_rank) if input_dependent else None
         if self.proj is None:
-            self.logit = nn.Parameter(bias)
+            self.logit = no_weight_decay(nn.Parameter(bias))
             return
         with torch.no_grad():
             last_linear(self.proj).weight.mul_(0.1)
@@ -75,7 +79,7 @@ class ForgetGate(nn.Module):
         super().__init__()
         p = torch.tensor([cfg.gate_min, cfg.gate_max], dtype=torch.float64)
         lo, hi = logit(p).tolist()
-        self.bias = nn.Parameter(torch.linspace(lo, hi, width))
+        self.bias = no_weight_decay(nn.Parameter(torch.linspace(lo, hi, width)))
         self.proj = nn.Linear(d_model, width, bias=False) if input_dependent else None
         if self.proj is not None:
             nn.init.zeros_(self.proj.weight)
@@ -96,8 +100,8 @@ class MambaGate(nn.Module):
         super().__init__()
         H = cfg.n_heads
         log_dt = torch.empty(H).uniform_(math.log(cfg.dt_min), math.log(cfg.dt_max))
-        self.dt_bias = nn.Parameter(inverse_softplus(log_dt.exp().clamp_min(1e-4)))
-        self.A_log = nn.Parameter(torch.log(self._rates(cfg, H, n, diagonal)))
+        self.dt_bias = no_weight_decay(nn.Parameter(inverse_softplus(log_dt.exp().clamp_min(1e-4))))
+        self.A_log = no_weight_decay(nn.Parameter(torch.log(self._rates(cfg, H, n, diagonal))))
         self.proj = projection(d_model, H, cfg.gate_rank, bias=False) if input_dependent else None
         self.diagonal = diagonal
 

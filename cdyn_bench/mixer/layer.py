@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cdyn_bench.mixer.components import ETA_FS, FEATURE_MAPS, STABILISED, Evolution
+from cdyn_bench.choices import STABILISED, STATE_NORMALISERS
+from cdyn_bench.mixer.components import ETA_FS, FEATURE_MAPS, Evolution
 from cdyn_bench.mixer.config import MixerConfig
-from cdyn_bench.mixer.forms import FORMS, STATE_NORMALISERS, coefficients
+from cdyn_bench.mixer.forms import FORMS, coefficients
 from cdyn_bench.mixer.gates import EvolutionParams
 
 
@@ -52,9 +53,9 @@ class CoeffMixer(nn.Module):
                      if cfg.conv_size else None)
         self.evolution = EvolutionParams(cfg, d_model, self.n)
         self.eta_proj = nn.Linear(d_model, H) if cfg.eta == "learned" else None
-        self.gate = nn.Linear(d_model, H * self.dv, bias=False) if cfg.out_gate else None
+        self.out_gate = nn.Linear(d_model, H * self.dv, bias=False) if cfg.out_gate else None
         self.out_norm = {"group": lambda: nn.GroupNorm(H, H * self.dv), "rms": lambda: HeadRMSNorm(H, self.dv),
-                         "none": lambda: None}[cfg.out_norm]()
+                         "rms_width": lambda: nn.RMSNorm(H * self.dv, eps=1e-5), "none": lambda: None}[cfg.out_norm]()
         self.out = nn.Linear(H * self.dv, d_model, bias=False)
         self.form = cfg.resolved_form()
         options = {"chunk_size": cfg.chunk_size} if self.form == "chunked" else {}
@@ -87,6 +88,8 @@ class CoeffMixer(nn.Module):
         k = psi(k) if self.cfg.b == "feature" else k
         if self.cfg.normalize_k:
             k = F.normalize(k, dim=-1)
+        if self.cfg.normalize_q:
+            q = F.normalize(q, dim=-1)
         evolution, dt, beta = self.evolution(u, k)
         eta = None
         if self.eta_proj is not None:
@@ -97,11 +100,15 @@ class CoeffMixer(nn.Module):
         q, b, v, evolution, eta = self.components(u)
         y = self.run_form(q, b, v, evolution, self.cfg.phi, self.cfg.eta, eta)
         y = y.flatten(2)  # (B, T, H*dv)
-        if self.out_norm is not None:
-            y = self.out_norm(y.flatten(0, 1)).view_as(y)
-        if self.gate is not None:
-            y = y * F.silu(self.gate(u))
-        return self.out(y)
+        if self.cfg.norm_before_gate:
+            return self.out(self.gated(self.normed(y), u))
+        return self.out(self.normed(self.gated(y, u)))
+
+    def normed(self, y: Tensor) -> Tensor:
+        return y if self.out_norm is None else self.out_norm(y.flatten(0, 1)).view_as(y)
+
+    def gated(self, y: Tensor, u: Tensor) -> Tensor:
+        return y if self.out_gate is None else y * F.silu(self.out_gate(u))
 
     def coefficients(self, u: Tensor) -> Tensor:
         """alpha (B, H, T, T) of this mixer for block input u."""

@@ -1,0 +1,125 @@
+"""Memory a run will need, estimated from its config before anything is allocated.
+
+The estimate is deliberately rough (within a small factor): it exists to refuse, with one line,
+sizes that cannot fit (a seq_len of 100,000 with the quadratic form, a d_model of 100,000), not to
+plan a budget. Parts: the data splits, parameters with gradients and AdamW's two moments, the
+activations kept for the backward pass (the (B, H, T, T) coefficient matrices of the quadratic
+form dominate at long T), and the logits.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cdyn_bench.choices import GATED
+from cdyn_bench.registry import ConfigError
+
+if TYPE_CHECKING:
+    from cdyn_bench.config import RunConfig
+
+FLOAT = 4
+# int64 inputs, targets and train targets, and about as much again while a split is generated.
+DATA_BYTES_PER_TOKEN = 48
+# A parameter, its gradient and AdamW's two moments.
+BYTES_PER_PARAMETER = 4 * FLOAT
+# Copies of the (B, H, T, T) coefficient matrix kept for backward (scores, mask, weights, alpha).
+QUADRATIC_COPIES = 4
+
+
+@dataclass
+class Part:
+    """One term of the estimate and the config key that sets it."""
+
+    key: str
+    bytes: float
+
+
+def parameters(cfg: RunConfig, vocab_size: int) -> int:
+    """Approximate parameter count of the model (projections, gates, MLP, embeddings, head)."""
+    m, d = cfg.model.mixer, cfg.model.d_model
+    n, dv = m.dims(d)
+    H, Hk = m.n_heads, 1 if m.share_qk else m.n_heads
+    width = 2 * Hk * n + H * dv
+    mixer = d * width + width * m.conv_size + H * dv * d * (2 if m.out_gate else 1) + 2 * d * H
+    mixer += d * H * n if m.A in GATED else 0
+    mlp = 2 * cfg.model.mlp_ratio * d * d if cfg.model.mlp else 0
+    positions = cfg.model.max_len * d if cfg.model.pos_emb == "learned" else 0
+    return cfg.model.n_layers * (mixer + mlp + 4 * d) + 2 * vocab_size * d + positions
+
+
+def coefficient_floats(cfg: RunConfig, batch: int, seq_len: int) -> float:
+    """Floats of the coefficient matrices (or chunk blocks) of one layer for a batch."""
+    m = cfg.model.mixer
+    n = m.dims(cfg.model.d_model)[0]
+    form = m.resolved_form()
+    per_pair = n if m.A == "diag_gate" and form == "quadratic" else 1
+    span = seq_len if form == "quadratic" else min(m.chunk_size, seq_len) if form == "chunked" else 1
+    return QUADRATIC_COPIES * batch * m.n_heads * seq_len * span * per_pair
+
+
+def activation_bytes(cfg: RunConfig, batch: int, seq_len: int, vocab_size: int) -> tuple[float, float]:
+    """(per-token activations of all layers, coefficient matrices of all layers) for one step."""
+    m, d = cfg.model.mixer, cfg.model.d_model
+    n, dv = m.dims(d)
+    width = 2 * m.n_heads * n + m.n_heads * dv
+    per_token = 3 * width + 3 * m.n_heads * dv + 2 * cfg.model.mlp_ratio * d + 8 * d
+    tokens = batch * seq_len
+    layers = cfg.model.n_layers
+    dense = FLOAT * (layers * tokens * per_token + 2 * tokens * vocab_size)
+    return dense, FLOAT * layers * coefficient_floats(cfg, batch, seq_len)
+
+
+def estimate(cfg: RunConfig, seq_len: int, vocab_size: int) -> list[Part]:
+    """The parts of a run's peak memory, largest first."""
+    task, train = cfg.task, cfg.train
+    stored = (task.num_train + task.num_val + task.num_test + train.batch_size) * seq_len
+    batch = max(train.batch_size, train.eval_batch_size)
+    dense, coefficients = activation_bytes(cfg, batch, seq_len, vocab_size)
+    parts = [
+        Part("task.seq_len" if stored > 10 * (task.num_val + task.num_test) else "task.num_train",
+             DATA_BYTES_PER_TOKEN * stored),
+        Part("model.d_model", BYTES_PER_PARAMETER * parameters(cfg, vocab_size)),
+        Part("train.batch_size", dense),
+        Part("task.seq_len", coefficients),
+    ]
+    return sorted(parts, key=lambda p: -p.bytes)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation here (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def check_memory(cfg: RunConfig, seq_len: int, vocab_size: int, available: int | None = None,
+                 where: str = "this machine") -> None:
+    """ConfigError naming the key of the largest part when the estimate exceeds `available` bytes."""
+    parts = estimate(cfg, seq_len, vocab_size)
+    total = sum(p.bytes for p in parts)
+    available = available_memory() if available is None else available
+    if total <= available:
+        return
+    key = parts[0].key
+    value = seq_len if key == "task.seq_len" else cfg.lookup(key)
+    raise ConfigError(
+        f"{key}={value}: the run needs about {size(total)} ({size(parts[0].bytes)} of it from {key}), "
+        f"{where} has {size(available)} available. Lower {key}"
+        + (" or use model.mixer.form=chunked" if key == "task.seq_len" and cfg.model.mixer.phi == "identity"
+           and cfg.model.mixer.resolved_form() == "quadratic" else "")
+    )

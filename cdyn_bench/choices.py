@@ -1,0 +1,43 @@
+"""The allowed names of every choice key (A, b, psi, phi, eta, gates, norms, forms, heads), torch-free.
+
+The config checks and `cdyn-run --help` read these tables; the modules that implement a choice
+(cdyn_bench.mixer, cdyn_bench.model) key their functions by the same names, and a test checks
+that the two agree.
+"""
+
+# Evolution matrix A_t and its parametrisation.
+EVOLUTIONS = ("identity", "fixed", "learned_scalar", "scalar_gate", "diag_gate", "householder", "gated_householder")
+GATED = ("learned_scalar", "scalar_gate", "diag_gate", "gated_householder")
+HOUSEHOLDER = ("householder", "gated_householder")
+GATES = ("sigmoid", "mamba", "mlstm")
+GAMMA_HEADS = ("same", "retnet")
+RATE_INITS = ("uniform", "s4d_real")
+
+# Impulse b_j, feature map psi, readout phi, normaliser eta_i and its f.
+INPUTS = ("key", "feature", "delta_B", "beta_key", "input_gate_key")
+FEATURE_MAPS = ("none", "elu1", "relu", "exp", "softmax", "silu")
+PHIS = ("identity", "exp", "softplus", "relu", "elu1", "sigmoid")
+NORMALISERS = ("one", "sum", "abs_sum", "learned", "mlstm")
+ETA_FS = ("exp", "elu", "softplus", "sigmoid")
+# Normalisers for which the state forms carry the causal sum and a per-row log scale m_i.
+STABILISED = ("sum", "mlstm")
+
+# Forms of computation.
+FORM_NAMES = ("auto", "quadratic", "recurrent", "chunked")
+STATE_FORMS = ("recurrent", "chunked")
+STATE_NORMALISERS = ("one", "sum", "learned", "mlstm")
+
+# Block extras and backbone.
+# y's norm: per head (GroupNorm, RMSNorm), or RMSNorm over all heads together (Mamba-2).
+OUT_NORMS = ("none", "group", "rms", "rms_width")
+POS_EMBS = ("none", "learned", "rotary")
+BLOCK_NORMS = ("layer", "rms", "none")
+# task.readout, how cdyn_bench.model turns hidden states into logits: 'lm' reads each position's
+# own state (causal LM); 'last_position' decodes every position from the last one (MAD's auto-encoder).
+TASK_READOUTS = ("lm", "last_position")
+
+# Training and running.
+DECAY_RULES = ("matrices", "all")
+DEVICES = ("auto", "cpu", "cuda")
+WANDB_MODES = ("offline", "online", "disabled")
+LOSS_ON = ("scored", "all")
