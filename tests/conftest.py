@@ -1,4 +1,7 @@
-"""Shared fixtures: W&B off, a small thread count, composed configs."""
+"""Fixtures for every test: W&B off, one torch thread, the task cache in the test's tmp folder.
+
+Shared helpers (compose, TINY, the CLI environment, PRESETS, assert_close) are in helpers.py.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +10,7 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def _quiet_environment(monkeypatch):
+def _hermetic(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("CDYN_BENCH_CACHE", str(tmp_path / "cache"))
     torch.set_num_threads(1)
-
-
-TINY = (
-    "model.d_model=16", "model.n_layers=1", "task.seq_len=16", "task.num_kv_pairs=2", "task.vocab_size=32",
-    "task.num_val=32", "task.num_test=32", "train.batch_size=8", "train.max_steps=20", "train.eval_every=10",
-    "train.warmup_steps=2", "progress=false", "wandb=disabled",
-)
-
-
-def compose_run(*overrides: str):
-    """RunConfig composed from conf/ exactly as cdyn-run does, with command-line style overrides."""
-    from hydra import compose, initialize_config_module
-
-    from cdyn_bench.config import register_schema, to_run_config
-
-    register_schema()
-    with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):
-        return to_run_config(compose(config_name="config", overrides=list(overrides)))

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import compose_run
-
-from cdyn_bench.data import TaskConfig
+from helpers import BIN, cli_env, compose, sweep_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ROOT / "conf" / "mad_setting"
@@ -70,8 +68,8 @@ def test_full_scale_is_mads_own_table():
 def test_every_setting_composes_into_a_valid_task(scale):
     experiment = make.SCALES[scale].experiment
     for name in stems(scale):
-        cfg = compose_run(f"+experiment={experiment}", f"+mad_setting/{scale}={name}", "model=softmax")
-        task = TaskConfig.from_dict(cfg.task)
+        cfg = compose(f"+experiment={experiment}", f"+mad_setting/{scale}={name}", "model=softmax")
+        task = cfg.task
         assert task.name == name.split("-")[0]
         setting = load(scale, name)["task"]
         params = {k: v for k, v in setting.items() if k not in ("num_train", "num_val", "num_test")}
@@ -82,30 +80,12 @@ def test_every_setting_composes_into_a_valid_task(scale):
         assert cfg.train.max_steps == make.max_steps(task.num_train, make.SCALES[scale])
 
 
-def expand_sweep(*overrides: str) -> list[list[str]]:
-    """Every job's overrides, as Hydra's basic sweeper expands the experiment's params and `overrides`."""
-    from hydra import compose, initialize_config_module
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from cdyn_bench.config import register_schema
-
-    register_schema()
-    with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
-        params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
-        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-        (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + list(overrides)), None)
-    return jobs
-
-
 @pytest.mark.parametrize("scale", make.SCALES)
 def test_experiment_sweeps_every_setting_times_the_optimiser_grid(scale):
     experiment = make.SCALES[scale].experiment
     raw = yaml.safe_load((ROOT / "conf" / "experiment" / f"{experiment}.yaml").read_text())
     assert raw["hydra"]["mode"] == "MULTIRUN" and raw["sweep_name"] == experiment
-    jobs = expand_sweep(f"+experiment={experiment}", "model=softmax")
+    jobs = sweep_jobs(f"+experiment={experiment}", "model=softmax")
     cells = set()
     for job in jobs:
         choice = dict(o.split("=", 1) for o in job)
@@ -115,16 +95,19 @@ def test_experiment_sweeps_every_setting_times_the_optimiser_grid(scale):
 
 
 def test_two_cells_of_the_cpu_protocol_launch(tmp_path):
-    exe = Path(sys.executable).parent / "cdyn-run"
-    env = {"WANDB_MODE": "disabled", "PATH": str(exe.parent), "HOME": str(tmp_path),
-           "CDYN_BENCH_CACHE": "off"}
     proc = subprocess.run(
-        [str(exe), "+experiment=mad_protocol", "model=softmax", "+mad_setting/cpu=icr-baseline,compression-baseline",
-         "train.lr=1e-3", "train.weight_decay=0.0", "train.max_steps=3", "train.eval_every=3",
-         "train.num_threads=1", "progress=false"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        [str(BIN / "cdyn-run"), "+experiment=mad_protocol", "model=softmax",
+         "+mad_setting/cpu=icr-baseline,compression-baseline", "train.lr=1e-3", "train.weight_decay=0.0",
+         "train.max_steps=3", "train.eval_every=3", "train.num_threads=1", "progress=false"],
+        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    records = [json.loads(p.read_text()) for p in (tmp_path / "outputs/sweeps/mad_protocol/cells").glob("*/result.json")]
-    assert sorted(r["config"]["task"]["name"] for r in records) == ["compression", "icr"]
-    assert {r["config"]["task"]["seq_len"] for r in records} == {16, 32}
-    assert all(r["config"]["train"]["batch_size"] == 64 and r["steps"] == 3 for r in records)
+    cells = tmp_path / "outputs/sweeps/mad_protocol/cells"
+    records = sorted((json.loads(p.read_text()) for p in cells.glob("*/result.json")),
+                     key=lambda r: r["config"]["task"]["name"])
+    assert [r["config"]["task"]["name"] for r in records] == ["compression", "icr"]
+    assert [r["config"]["task"]["seq_len"] for r in records] == [16, 32]
+    assert [r["config"]["task"]["readout"] for r in records] == ["last_position", "lm"]
+    for r in records:
+        train = r["config"]["train"]
+        assert (train["batch_size"], train["lr"], train["weight_decay"], train["warmup_steps"]) == (64, 1e-3, 0.0, 0)
+        assert r["steps"] == 3 and r["status"] == "completed" and r["run_dir"].startswith("cells/")

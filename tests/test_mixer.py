@@ -7,18 +7,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_close, run_fwd_bwd
 
 from cdyn_bench.mixer import FORMS, CoeffMixer, MixerConfig, coefficients, quadratic
 from cdyn_bench.mixer.components import Evolution, segsum
 from cdyn_bench.registry import ConfigError
 
 STATE_FORMS = ["quadratic", "recurrent", "chunked"]
-
-
-def assert_close(name, ref, out, ratio=1e-5):
-    """Relative RMS error of `out` against `ref` at most `ratio`."""
-    err = (ref - out).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt().clamp_min(1e-12)
-    assert err.item() <= ratio, f"{name}: relative RMS error {err.item():.2e} > {ratio:.0e}"
 
 
 def qkv(B=2, T=13, H=2, n=8, dv=8, seed=0, dtype=torch.float64):
@@ -31,7 +26,7 @@ def test_softmax_form_equals_sdpa(T):
     q, k, v = qkv(T=T)
     y = quadratic(q, k / math.sqrt(q.shape[-1]), v, Evolution(None), "exp", "sum")
     ref = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
-    assert_close("softmax vs sdpa", ref.transpose(1, 2), y)
+    assert_close("softmax vs sdpa", ref.transpose(1, 2), y, 1e-12)
 
 
 def test_softmax_preset_layer_equals_sdpa():
@@ -40,7 +35,7 @@ def test_softmax_preset_layer_equals_sdpa():
     u = torch.randn(2, 11, 32, dtype=torch.float64)
     q, k, v = (x.view(2, 11, 2, 16) for x in mixer.proj(u).split(32, dim=-1))
     ref = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
-    assert_close("layer vs sdpa", mixer.out(ref.transpose(1, 2).flatten(2)), mixer(u))
+    assert_close("layer vs sdpa", mixer.out(ref.transpose(1, 2).flatten(2)), mixer(u), 1e-12)
 
 
 def gated_loop(q, b, v, log_a, eta):
@@ -247,3 +242,85 @@ def test_mlstm_equals_stabilised_recurrence(form):
     i_tilde = 30 * torch.randn(2, 50, 2, dtype=torch.float64)
     y = run_form(form, q, k / math.sqrt(8), v, Evolution(log_f, log_i=i_tilde), "mlstm")
     assert_close(f"{form} vs mLSTM", mlstm_loop(q, k / math.sqrt(8), v, log_f, i_tilde), y, 1e-10)
+
+
+def step_inputs(seed: int, kind: str, B=2, T=37, H=2, n=4, dv=3) -> dict:
+    """Per-step inputs of a form (q, b, v and the evolution's tensors) for a kind of A_t."""
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    x = dict(q=r(B, T, H, n), b=r(B, T, H, n), v=r(B, T, H, dv))
+    if kind in ("scalar", "gated_householder", "input_gate"):
+        x["log_a"] = F.logsigmoid(r(B, T, H) + 2)
+    if kind == "diagonal":
+        x["log_a"] = F.logsigmoid(r(B, T, H, n) + 2)
+    if kind in ("householder", "gated_householder"):
+        x["beta"], x["direction"] = torch.sigmoid(r(B, T, H)), F.normalize(r(B, T, H, n), dim=-1)
+    if kind == "input_gate":
+        x["log_i"] = 3 * r(B, T, H)
+    return x
+
+
+def chunked_output(x: dict, eta: str, chunk_size: int = 8):
+    evolution = Evolution(x.get("log_a"), x.get("beta"), x.get("direction"), x.get("log_i"))
+    return FORMS["chunked"](x["q"], x["b"], x["v"], evolution, "identity", eta, chunk_size=chunk_size)
+
+
+@pytest.mark.parametrize("t", [8, 16, 19, 36], ids=lambda t: f"t{t}")
+@pytest.mark.parametrize("eta", ["one", "sum", "mlstm"])
+@pytest.mark.parametrize("kind", ["scalar", "diagonal", "householder", "gated_householder", "input_gate"])
+def test_chunked_form_is_causal_across_chunk_boundaries(kind, eta, t):
+    """T = 37 in chunks of 8: changing every input of step t leaves the outputs before t bit for bit."""
+    x, other = step_inputs(0, kind), step_inputs(1, kind)
+    changed = {key: value.clone() for key, value in x.items()}
+    for key in changed:
+        changed[key][:, t] = other[key][:, t]
+    y, y_changed = chunked_output(x, eta), chunked_output(changed, eta)
+    assert torch.equal(y[:, :t], y_changed[:, :t])
+    assert (y[:, t:] - y_changed[:, t:]).abs().amax() > 1e-6
+
+
+def relu_attention(q, b, v):
+    """y_i = sum_j relu(q_i.b_j) v_j / sum_j relu(q_i.b_j), and 0 where the sum is 0, row by row."""
+    B, T, H, _ = q.shape
+    y = torch.zeros(B, T, H, v.shape[-1], dtype=q.dtype)
+    for i in range(T):
+        w = F.relu(torch.einsum("bhn,bjhn->bjh", q[:, i], b[:, : i + 1]))  # (B, i+1, H)
+        total = w.sum(1)
+        y[:, i] = torch.where(total[..., None] > 0, torch.einsum("bjh,bjhd->bhd", w, v[:, : i + 1])
+                              / total.clamp_min(1e-300)[..., None], 0.0)
+    return y
+
+
+@pytest.mark.parametrize("eta", ["sum", "abs_sum"])
+def test_relu_rows_with_only_negative_scores_are_zero(eta):
+    q, b, v = qkv(T=9)
+    b = b.abs()
+    q[:, 0], q[:, 4] = -q[:, 0].abs(), -q[:, 4].abs()  # rows 0 and 4 see only negative scores
+    inputs = dict(q=q, b=b, v=v)
+    y, grads = run_fwd_bwd(lambda q, b, v: quadratic(q, b, v, Evolution(), "relu", eta), inputs)
+    ref, ref_grads = run_fwd_bwd(relu_attention, inputs)
+    assert torch.all(y[:, [0, 4]] == 0)
+    assert_close(f"relu/{eta}", ref, y, 1e-12)
+    for name, grad in grads.items():
+        assert torch.isfinite(grad).all(), name
+        assert_close(f"d/d{name}", ref_grads[name], grad, 1e-12)
+
+
+@pytest.mark.parametrize("gated", [False, True], ids=["A=I", "A=a_t I"])
+@pytest.mark.parametrize("form", STATE_FORMS)
+def test_rows_whose_coefficients_are_all_zero_give_zero_in_every_form(form, gated):
+    """phi = identity, eta = sum with q_i = 0: the row's coefficients and their sum are exactly 0."""
+    q, b, v = qkv(T=21)
+    q[:, 3], q[:, 17] = 0.0, 0.0
+    q, b = q.abs(), b.abs()
+    log_a = F.logsigmoid(torch.randn(2, 21, 2, dtype=torch.float64) + 2) if gated else None
+    y, grads = run_fwd_bwd(lambda q, b, v: run_form(form, q, b, v, Evolution(log_a), "sum", chunk_size=8),
+                           dict(q=q, b=b, v=v))
+    ref = gated_loop(q, b, v, log_a if gated else torch.zeros(2, 21, 2, dtype=torch.float64), "sum")
+    assert torch.all(y[:, [3, 17]] == 0) and torch.isnan(ref[:, [3, 17]]).all()
+    keep = [i for i in range(21) if i not in (3, 17)]
+    assert_close(f"{form} other rows", ref[:, keep], y[:, keep], 1e-10)
+    assert all(torch.isfinite(g).all() for g in grads.values())

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import compose_run
+from helpers import compose
 
 from cdyn_bench.model import LanguageModel, sincos_positions
 from cdyn_bench.registry import ConfigError
@@ -16,7 +16,7 @@ VOCAB, B, T = 12, 3, 10
 
 @pytest.fixture(scope="module")
 def cfg():
-    return compose_run("model=softmax", "model.d_model=16", "model.n_layers=1").model
+    return compose("model=softmax", "model.d_model=16", "model.n_layers=1").model
 
 
 def model(cfg, readout: str) -> LanguageModel:

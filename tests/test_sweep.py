@@ -2,48 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
-from test_report import fake_run
+from helpers import BIN, TINY, cdyn_run, cli_env, compose_hydra, write_record
 
 from cdyn_bench.progress import SweepProgress
 from cdyn_bench.record import RESULT, read_result
 from cdyn_bench.report import TIMING_COLUMNS, load, make_report
-from cdyn_bench.sweep import Cell, Manifest, read_manifest, threads_per_job
+from cdyn_bench.sweep import MANIFEST, Cell, Manifest, missing_cells, read_manifest, threads_per_job
 
-BIN = Path(sys.executable).parent
 # The smoke experiment's 12 cells, slow enough (about half a second each) to be killed part way.
 SMOKE = ("+experiment=smoke", "hydra/launcher=parallel", "train.max_steps=100", "train.eval_every=50",
          "wandb=disabled", "progress=false")
-
-
-def environment(home: Path) -> dict[str, str]:
-    env = {"WANDB_MODE": "disabled", "PATH": str(BIN), "HOME": str(home)}
-    return env | ({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {})
-
-
-def cdyn_run(cwd: Path, *overrides: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "cdyn-run"), *overrides], cwd=cwd, env=environment(cwd),
-                          capture_output=True, text=True, timeout=300, **kwargs)
-
-
-def compose_with_hydra(*overrides: str):
-    from hydra import compose, initialize_config_module
-
-    from cdyn_bench.config import register_schema
-
-    register_schema()
-    with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
 
 
 @pytest.mark.parametrize("launcher,cores,threads", [
@@ -69,7 +47,7 @@ def test_launcher_presets_compose(preset, target, plugin, threads):
 
     from cdyn_bench.cli import job_run_config
 
-    cfg = compose_with_hydra(f"hydra/launcher={preset}", "+experiment=smoke")
+    cfg = compose_hydra(f"hydra/launcher={preset}", "+experiment=smoke")
     assert cfg.hydra.launcher._target_.endswith(target)
     launcher = cfg.hydra.launcher
     with open_dict(cfg):
@@ -81,7 +59,7 @@ def test_launcher_presets_compose(preset, target, plugin, threads):
 
 @pytest.mark.parametrize("experiment,cells", [("smoke", 12), ("noisy_icr_models", 18)])
 def test_experiments_are_multiruns_with_a_stable_sweep_dir(experiment, cells):
-    cfg = compose_with_hydra(f"+experiment={experiment}")
+    cfg = compose_hydra(f"+experiment={experiment}")
     assert cfg.hydra.mode.name == "MULTIRUN" and cfg.hydra.sweep.dir == f"outputs/sweeps/{experiment}"
     sizes = [len(str(v).split(",")) for v in cfg.hydra.sweeper.params.values()]
     assert math.prod(sizes) == cells
@@ -95,13 +73,14 @@ def test_a_bad_value_in_a_sweep_exits_2_before_any_cell_runs(tmp_path):
 
 
 def test_progress_counts_skipped_new_and_diverged_cells(tmp_path, capsys):
-    old = fake_run(tmp_path, "gated", 1e-3, 0, val=0.5, test=0.5)
-    new = fake_run(tmp_path, "softmax", 1e-3, 1, val=math.nan, test=0.0, status="diverged")
-    Path(new.run_dir).rename(tmp_path / "not_yet")
+    sweep = tmp_path / "sweep"
+    old = write_record(sweep, "gated")
+    new = write_record(sweep, "softmax", status="diverged", diverged_at=3)
+    (sweep / new.run_dir).rename(tmp_path / "not_yet")
     cells = [Cell(i, [f"seed={i}"], r.run_dir, r.config_hash) for i, r in enumerate([old, new])]
-    progress = SweepProgress(Manifest(str(tmp_path), "basic", "basic", [], cells), live=False, interval=0.05).start()
+    progress = SweepProgress(Manifest(str(sweep), "basic", "basic", [], cells), live=False, interval=0.05).start()
     assert progress.counts == {"done": 1, "skipped": 1, "diverged": 0, "new": 0}
-    (tmp_path / "not_yet").rename(new.run_dir)
+    (tmp_path / "not_yet").rename(sweep / new.run_dir)
     time.sleep(0.3)
     progress.stop()
     assert progress.counts == {"done": 2, "skipped": 1, "diverged": 1, "new": 1}
@@ -115,7 +94,7 @@ def record_times(sweep: Path) -> dict[str, int]:
 
 def start_and_kill(cwd: Path, sweep: Path, *overrides: str, records: int = 2) -> None:
     """Start a sweep in its own process group and SIGKILL the group once `records` records exist."""
-    env = environment(cwd)
+    env = cli_env(cwd)
     proc = subprocess.Popen([str(BIN / "cdyn-run"), *overrides], cwd=cwd, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -145,16 +124,27 @@ def test_killed_sweep_resumes_to_the_table_of_an_uninterrupted_one(tmp_path):
     read_result(broken)
     assert len(after) == 12 and [name for name, t in before.items() if after[name] != t] == [broken.parent.name]
     assert f"12/12 cells done ({len(before) - 1} skipped" in resumed.stdout
-    assert {Path(c.run_dir).name for c in read_manifest(killed).planned} == set(after)
+    planned = read_manifest(killed).planned
+    assert {Path(c.run_dir).name for c in planned} == set(after)
+    assert all(c.run_dir.startswith("cells/") for c in planned)
+    assert {read_result(killed / c.run_dir / RESULT).run_dir for c in planned} == {c.run_dir for c in planned}
 
     assert cdyn_run(tmp_path, *SMOKE, "sweep_name=whole").returncode == 0
     pd.testing.assert_frame_equal(comparable_table(killed), comparable_table(whole))
+
+    # Cell folders are stored relative to the sweep folder, so a moved sweep still finds its records.
+    moved = killed.rename(tmp_path / "moved")
+    assert "sweep_dir" not in json.loads((moved / MANIFEST).read_text())
+    manifest = read_manifest(moved)
+    assert len(manifest.planned) == 12 and missing_cells(manifest) == []
 
 
 @pytest.mark.slow
 def test_submitit_local_executor_runs_a_sweep(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    proc = cdyn_run(tmp_path, "-m", "hydra/launcher=slurm_local", "model=gated,softmax", *TINY)
+    # train.num_threads=0: each job takes the launcher's cpus_per_task.
+    tiny = [o for o in TINY if not o.startswith("train.num_threads=")]
+    proc = cdyn_run(tmp_path, "-m", "hydra/launcher=slurm_local", "model=gated,softmax", *tiny)
     assert proc.returncode == 0, proc.stderr
     sweep = tmp_path / "outputs/sweeps/sweep"
     records = [read_result(p) for p in sweep.rglob(RESULT)]
