@@ -7,4 +7,6 @@ __version__ = "0.1.0"
 # 2: zero-sum rows get zero coefficients; evolution parameters exempt from weight decay by mark;
 #    DeltaNet presets normalise q; Mamba-2 gates, then normalises over the whole width; typed task
 #    configs; MAD's fuzzy-recall test split and compression scoring.
-NUMERICS_VERSION = 2
+# 3: the short convolution as shifted multiply-adds, the quadratic form's fused softmax and linear-readout
+#    paths, the diagonal chunk scan without per-step gradient buffers (equal to rounding).
+NUMERICS_VERSION = 3

@@ -1,4 +1,4 @@
-"""The forms agree: quadratic, recurrent and chunked in float32 against a float64 quadratic reference,
+"""The forms agree: quadratic, recurrent and chunked in float32 against the float64 definition (`reference`),
 in outputs and in the gradients of the input and of every parameter, for every preset and for random
 valid knob combinations."""
 
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from helpers import PRESETS, assert_close, compose, run_fwd_bwd
 
 from cdyn_bench.choices import EVOLUTIONS, FEATURE_MAPS, GATED, GATES, INPUTS, OUT_NORMS, STATE_NORMALISERS
-from cdyn_bench.mixer import FORMS, CoeffMixer, MixerConfig, quadratic
+from cdyn_bench.mixer import FORMS, CoeffMixer, MixerConfig, reference
 from cdyn_bench.mixer.components import Evolution
 
 LENGTHS = [1, 7, 64, 200]
@@ -38,6 +38,7 @@ def perturb(mixer, scale=0.3):
 def check_forms(cfg, d_model, T, forms, rotary=False):
     torch.manual_seed(0)
     ref = CoeffMixer(d_model, dataclasses.replace(cfg, form="quadratic"), rotary)
+    ref.run_form = reference
     perturb(ref)
     ref = ref.double()
     u = torch.randn(2, T, d_model, generator=torch.Generator().manual_seed(3)).double()
@@ -117,7 +118,7 @@ def test_normalised_forms_survive_growth(form):
     gate = Evolution(F.logsigmoid(torch.randn(1, 2000, 2)), log_i=80 + 5 * torch.randn(1, 2000, 2))
     q, k = F.elu(q) + 1, F.elu(k) + 1
     for evolution, eta in ((grow, "sum"), (gate, "mlstm")):
-        ref = quadratic(q.double(), k.double(), v.double(), Evolution(**{f: None if x is None else x.double()
+        ref = reference(q.double(), k.double(), v.double(), Evolution(**{f: None if x is None else x.double()
                         for f, x in vars(evolution).items()}), "identity", eta)
         y = FORMS[form](q, k, v, evolution, "identity", eta)
         assert torch.isfinite(y).all()
@@ -140,3 +141,16 @@ def test_outputs_do_not_see_the_future(preset):
         y, y_later = mixer(u), mixer(later)
         assert torch.equal(y[:, :12], y_later[:, :12]), form
         assert not torch.allclose(y[:, 12:], y_later[:, 12:]), form
+
+
+@pytest.mark.parametrize("T", [1, 7, 64], ids=lambda T: f"L{T}")
+@pytest.mark.parametrize("A", ["identity", "fixed", "scalar_gate", "diag_gate", "householder"])
+@pytest.mark.parametrize("phi, eta", [("exp", "sum"), ("identity", "one"), ("relu", "sum"), ("softplus", "abs_sum"),
+                                      ("exp", "one"), ("sigmoid", "learned")])
+def test_quadratic_form_equals_the_definition(phi, eta, A, T):
+    """The quadratic form's fused paths (softmax attention, unnormalised linear readout) and its general path
+    against `reference` in float64, with an input gate where A is scalar and eta = 1 (a normaliser would
+    make its gradient vanish at L = 1, which fp32 cannot match relatively)."""
+    b = "input_gate_key" if A in ("fixed", "scalar_gate") and eta == "one" else "key"
+    cfg = MixerConfig(n_heads=2, A=A, gamma=0.95, b=b, phi=phi, eta=eta, form="quadratic")
+    check_forms(cfg, 8, T, ["quadratic"])

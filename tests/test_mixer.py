@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from helpers import assert_close, run_fwd_bwd
 
 from cdyn_bench.mixer import FORMS, CoeffMixer, MixerConfig, coefficients, quadratic
@@ -324,3 +325,18 @@ def test_rows_whose_coefficients_are_all_zero_give_zero_in_every_form(form, gate
     keep = [i for i in range(21) if i not in (3, 17)]
     assert_close(f"{form} other rows", ref[:, keep], y[:, keep], 1e-10)
     assert all(torch.isfinite(g).all() for g in grads.values())
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_causal_conv_as_shifted_adds_equals_the_grouped_convolution(k):
+    from cdyn_bench.mixer.layer import causal_conv
+
+    torch.manual_seed(0)
+    conv = nn.Conv1d(6, 6, k, groups=6, padding=k - 1).double()
+    x = torch.randn(3, 11, 6, dtype=torch.float64, requires_grad=True)
+    ref = conv(x.transpose(1, 2))[..., :11].transpose(1, 2)
+    out = causal_conv(x, conv)
+    assert torch.allclose(out, ref, atol=1e-12)
+    grads = torch.autograd.grad(out.square().sum(), [x, conv.weight, conv.bias])
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, conv.weight, conv.bias])
+    assert all(torch.allclose(g, r, atol=1e-12) for g, r in zip(grads, ref_grads))

@@ -7,7 +7,7 @@ imports without torch.
 import importlib
 
 _EXPORTS = {"CoeffMixer": "layer", "FORMS": "forms", "MixerConfig": "config", "coefficients": "forms",
-            "quadratic": "forms"}
+            "quadratic": "forms", "reference": "forms"}
 
 __all__ = list(_EXPORTS)
 

@@ -63,19 +63,19 @@ def diagonal_intra(q: Tensor, b: Tensor, v: Tensor, log_d: Tensor, ls: Tensor, l
     """(y_intra, q_in, u, log_carry) of every chunk for A = a_t Diag(d_t).
 
     Inside the chunk the state is stepped S_i = a_i D_i S_{i-1} + i_i b_i v_i^T (at row scales rho)
-    for all chunks at once: pairwise per-channel decays would cost C times more.
+    for all chunks at once: pairwise per-channel decays would cost C times more. The steps read
+    their slices through unbind, whose backward writes one gradient tensor, not one per step.
     """
     rho_prev = torch.cat([torch.full_like(rho[..., :1], float("-inf") if stabilise else 0.0), rho[..., :-1]], -1)
     decay = torch.exp(ls + rho_prev - rho)[..., None] * torch.exp(log_d)  # (B, H, N, C, n)
-    inp = torch.exp(li - rho)[..., None, None] * b[..., :, None] * v[..., None, :]  # (B, H, N, C, n, dv)
-    S, states = torch.zeros_like(inp[..., 0, :, :]), []
-    for i in range(q.shape[-2]):
-        S = decay[..., i, :, None] * S + inp[..., i, :, :]
-        states.append(S)
-    states = torch.stack(states, dim=-3)
-    y_intra = (q[..., None, :] @ states).squeeze(-2)
+    gain = torch.exp(li - rho)  # (B, H, N, C)
+    S = q.new_zeros(*q.shape[:3], q.shape[-1], v.shape[-1])  # (B, H, N, n, dv)
+    ys = []
+    for d_i, g_i, b_i, v_i, q_i in zip(decay.unbind(-2), gain.unbind(-1), b.unbind(-2), v.unbind(-2), q.unbind(-2)):
+        S = d_i[..., None] * S + (g_i[..., None] * b_i)[..., None] * v_i[..., None, :]
+        ys.append((q_i[..., None, :] @ S).squeeze(-2))
     G = log_d.cumsum(-2)
-    return y_intra, q * torch.exp(G), S, G[..., -1, :]
+    return torch.stack(ys, dim=-2), q * torch.exp(G), S, G[..., -1, :]
 
 
 def combine(y_intra: Tensor, q_in: Tensor, s_in: Tensor, m_in: Tensor, cs: Tensor,

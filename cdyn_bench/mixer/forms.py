@@ -4,8 +4,9 @@ Every head computes y_i = sum_{j<=i} alpha_ij v_j with
 
     alpha_ij = phi(q_i^T A_i A_{i-1} ... A_{j+1} b_j) / eta_i.
 
-`coefficients` writes this definition down for every (i, j) and `quadratic` multiplies it with v:
-the reference, valid for every phi and eta. With phi = identity the sum collapses into a state
+`coefficients` writes this definition down for every (i, j) and `reference` multiplies it with v:
+the reference, valid for every phi and eta. `quadratic` computes the same O(T^2) numbers with fused
+kernels where the knobs allow. With phi = identity the sum collapses into a state
 S_i = A_i S_{i-1} + b_i v_i^T (n x dv per head), y_i = S_i^T q_i / eta_i, which `recurrent` steps
 through and `chunked` (chunked.py) computes in blocks.
 
@@ -21,6 +22,7 @@ With eta = 1 an overflow is the model's own behaviour and is not clamped; nor is
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from cdyn_bench.mixer.chunked import chunked
@@ -114,11 +116,41 @@ def coefficients(q: Tensor, b: Tensor, evolution: Evolution, phi: str, eta: str,
     return alpha / torch.maximum(total.abs(), floor)
 
 
-def quadratic(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
+def reference(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
               eta_learned: Tensor | None = None) -> Tensor:
-    """y (B, T, H, dv) = alpha v with alpha materialised: every phi and eta, O(T^2) per head."""
+    """y (B, T, H, dv) = alpha v with alpha = `coefficients` materialised: the definition, every phi and eta."""
     alpha = coefficients(q, b, evolution, phi, eta, eta_learned)
     return (alpha @ v.transpose(1, 2)).transpose(1, 2)
+
+
+def attention(q: Tensor, b: Tensor, v: Tensor) -> Tensor:
+    """phi = exp, eta = sum, A = I: softmax attention by PyTorch's fused scaled_dot_product_attention
+    (b carries its own scale)."""
+    y = F.scaled_dot_product_attention(q.transpose(1, 2), b.transpose(1, 2), v.transpose(1, 2), is_causal=True,
+                                       scale=1.0)
+    return y.transpose(1, 2)
+
+
+def linear_readout(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution) -> Tensor:
+    """phi = identity, eta = 1, A scalar or I: ((q b^T) * exp(log weights)) v, where exp(-inf) = 0 above
+    the diagonal is the causal mask (a 0/1 mask when A = I)."""
+    B, T, H, _ = q.shape
+    lw = log_weights(evolution, B, H, T, q)
+    q, b, v = q.transpose(1, 2), b.transpose(1, 2), v.transpose(1, 2)
+    weights = torch.exp(lw) if lw is not None else _causal(T, q.device).to(q.dtype)
+    return (((q @ b.transpose(-1, -2)) * weights) @ v).transpose(1, 2)
+
+
+def quadratic(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
+              eta_learned: Tensor | None = None) -> Tensor:
+    """`reference`'s numbers (to rounding), O(T^2) per head; softmax attention with A = I and the
+    unnormalised linear readout with scalar or no A take the shorter paths above, the rest `reference`."""
+    plain = evolution.diagonal is None and not evolution.householder
+    if plain and phi == "exp" and eta == "sum" and evolution.log_a is None and evolution.log_i is None:
+        return attention(q, b, v)
+    if plain and phi == "identity" and eta == "one":
+        return linear_readout(q, b, v, evolution)
+    return reference(q, b, v, evolution, phi, eta, eta_learned)
 
 
 def step_scales(evolution: Evolution, t: int, m: Tensor, stabilise: bool) -> tuple[Tensor, Tensor, Tensor]:

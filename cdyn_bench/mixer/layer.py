@@ -26,6 +26,39 @@ def rotate(x: Tensor, base: float = 10000.0) -> Tensor:
     return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
 
 
+class CausalConv(torch.autograd.Function):
+    """Depthwise causal convolution of x (B, T, C) with weight (k, C) and bias (C,), as k shifted
+    multiply-adds: y_t = bias + sum_s w_s x_{t-k+1+s} (x zero before the start), with the matching
+    backward written out (k shifted adds for x, k reductions for w) so that no per-shift gradient
+    buffers are zeroed. It equals nn.Conv1d(groups=C, padding=k-1) cut to T (a test checks values
+    and gradients); the grouped mkldnn kernel that computes it otherwise is several times slower."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        k, T = weight.shape[0], x.shape[1]
+        padded = F.pad(x, (0, 0, k - 1, 0))
+        y = torch.addcmul(bias, padded[:, k - 1:], weight[k - 1])
+        for s in range(k - 1):
+            y.addcmul_(padded[:, s:s + T], weight[s])
+        ctx.save_for_backward(padded, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        padded, weight = ctx.saved_tensors
+        k, T = weight.shape[0], grad.shape[1]
+        grad_padded = torch.zeros_like(padded)
+        for s in range(k):
+            grad_padded[:, s:s + T].addcmul_(grad, weight[s])
+        grad_weight = torch.stack([(grad * padded[:, s:s + T]).sum((0, 1)) for s in range(k)])
+        return grad_padded[:, k - 1:], grad_weight, grad.sum((0, 1))
+
+
+def causal_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
+    """conv (a depthwise nn.Conv1d holding the parameters) applied causally to x (B, T, C)."""
+    return CausalConv.apply(x, conv.weight[:, 0].t(), conv.bias)
+
+
 class HeadRMSNorm(nn.Module):
     """RMSNorm over each head's values (N, H*dv) at every position; the learned scales are shared by the heads."""
 
@@ -66,7 +99,7 @@ class CoeffMixer(nn.Module):
         B, T, _ = u.shape
         x = self.proj(u)
         if self.conv is not None:
-            x = F.silu(self.conv(x.transpose(1, 2))[..., :T].transpose(1, 2))
+            x = F.silu(causal_conv(x, self.conv))
         H, Hk, n = self.cfg.n_heads, self.qk_heads, self.n
         q, k, v = x.split([Hk * n, Hk * n, H * self.dv], dim=-1)
         q, k = q.view(B, T, Hk, n).expand(B, T, H, n), k.view(B, T, Hk, n).expand(B, T, H, n)

@@ -1,0 +1,221 @@
+"""Benchmark full training steps (forward, backward, clip, AdamW) of every preset at the experiment sizes.
+
+For each preset and size (the MQAR and noisy_icr defaults, and MQAR at seq_len 256), cdyn-run's own
+model, loss and optimiser take one step on a fresh batch; the step is timed (median of repeats after a
+warm-up), its matrix-multiply FLOPs are counted (mm, addmm, bmm, baddbmm, as dispatched; convolutions
+are left out: torch.utils.flop_counter counts a depthwise convolution's backward as dense), and the
+same matmuls, replayed alone at the same shapes, give the time the arithmetic needs (`floor ms`). A
+profile of a few steps names the five ops with the most self time. The validation pass cdyn-run makes
+every train.eval_every steps is timed too, as a share of training time.
+
+With --baseline REV the measurement first runs on the code at git revision REV (checked out into a
+temporary folder and imported from there), so `before` and `after` come from one run of the script.
+
+    python scripts/bench_train.py --baseline HEAD~1      # writes results/bench/train.{csv,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "bench"
+PRESETS = ["softmax", "linear", "norm_attn", "retnet", "mamba2", "gla", "s6", "deltanet", "gated_deltanet",
+           "mlstm", "gated"]
+SIZES = {
+    "mqar": ("task=mqar",),
+    "noisy_icr": ("task=noisy_icr", "task.num_train=0"),
+    "mqar_256": ("task=mqar", "task.seq_len=256", "task.num_kv_pairs=16"),
+}
+MATMULS = ("mm", "addmm", "bmm", "baddbmm")
+
+
+def matmul_flops(name: str, shapes: list[tuple[int, ...]]) -> int:
+    """2 M N K (times the batch) of a dispatched matmul from its operand shapes."""
+    a, b = shapes[-2], shapes[-1]
+    if name in ("bmm", "baddbmm"):
+        return 2 * a[0] * a[1] * a[2] * b[2]
+    return 2 * a[0] * a[1] * b[1]
+
+
+def record_matmuls(step) -> list[tuple[str, list[tuple[int, ...]]]]:
+    """(op name, operand shapes) of every matmul one call of `step` dispatches, forward and backward."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if name in MATMULS:
+                calls.append((name, [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]))
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        step()
+    return calls
+
+
+def replay_seconds(calls, repeats: int = 5) -> float:
+    """Median time of running the recorded matmuls alone, on random operands of the same shapes."""
+    import torch
+
+    ops = {"mm": torch.mm, "addmm": torch.addmm, "bmm": torch.bmm, "baddbmm": torch.baddbmm}
+    operands = [(ops[name], [torch.randn(s) for s in shapes]) for name, shapes in calls]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for op, args in operands:
+            op(*args)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def top_ops(step, steps: int = 3, k: int = 5) -> str:
+    """'op 31%, op 12%, ...': the k ops with the most self CPU time over a few steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    return ", ".join(f"{e.key.removeprefix('aten::')} {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:k])
+
+
+def measure_cell(preset: str, size: str, budget_s: float) -> dict:
+    """One preset at one size: step ms, tokens/s, matmul GFLOP, floor ms, eval share and top ops."""
+    import torch
+
+    from cdyn_bench.config import compose
+    from cdyn_bench.data import TaskData, to_tensors
+    from cdyn_bench.model import LanguageModel
+    from cdyn_bench.train import evaluate, loss_on, make_optimizer
+
+    cfg = compose(f"model={preset}", *SIZES[size], "task.num_val=500", "wandb=disabled")
+    torch.manual_seed(0)
+    data = TaskData(cfg.task, 0, cfg.train.batch_size)
+    model = LanguageModel(cfg.model, data.vocab_size, readout=cfg.task.readout)
+    optimizer = make_optimizer(model, cfg.train)
+    inputs, targets = to_tensors(*data.train_batch(), device=torch.device("cpu"))
+
+    def step() -> None:
+        loss = loss_on(model, inputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    times, start = [], time.perf_counter()
+    while len(times) < 5 or (time.perf_counter() - start < budget_s and len(times) < 50):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    seconds = statistics.median(times)
+    calls = record_matmuls(step)
+    start = time.perf_counter()
+    evaluate(model, data.val, cfg.train.eval_batch_size, torch.device("cpu"))
+    eval_s = time.perf_counter() - start
+    training_s = cfg.train.eval_every * seconds
+    return {"preset": preset, "size": size, "batch": inputs.shape[0], "seq_len": inputs.shape[1],
+            "ms_per_step": 1e3 * seconds, "tokens_per_s": inputs.numel() / seconds,
+            "matmul_gflop": sum(matmul_flops(n, s) for n, s in calls) / 1e9,
+            "floor_ms": 1e3 * replay_seconds(calls), "eval_pct": 100 * eval_s / (eval_s + training_s),
+            "top_ops": top_ops(step)}
+
+
+def measure(presets: list[str], sizes: list[str], threads: int, budget_s: float) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(threads)
+    rows = []
+    for size in sizes:
+        for preset in presets:
+            rows.append(measure_cell(preset, size, budget_s))
+            print(json.dumps({k: rows[-1][k] for k in ("preset", "size", "ms_per_step")}), file=sys.stderr)
+    return rows
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """The package of revision `rev` laid out as installed (tasks/ and conf/ inside cdyn_bench/) under `into`."""
+    tree = into / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
+                   capture_output=True)
+    package = into / "site" / "cdyn_bench"
+    shutil.copytree(tree / "cdyn_bench", package)
+    shutil.copytree(tree / "tasks", package / "tasks")
+    shutil.copytree(tree / "conf", package / "conf")
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True)
+    return into / "site"
+
+
+def measure_in_subprocess(site: Path | None, args: argparse.Namespace) -> list[dict]:
+    """Run `measure` in a fresh interpreter importing cdyn_bench from `site` (None: this checkout)."""
+    env = dict(os.environ, **({"PYTHONPATH": str(site)} if site else {}))
+    command = [sys.executable, __file__, "--worker", "--threads", str(args.threads), "--budget", str(args.budget),
+               "--presets", *args.presets, "--sizes", *args.sizes]
+    out = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out)
+
+
+def write(rows: list[dict], args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df["floor_pct"] = 100 * df["floor_ms"] / df["ms_per_step"]
+    df.round(3).to_csv(OUT / "train.csv", index=False)
+    wide = df.pivot_table(index=["size", "preset"], columns="code", values="ms_per_step", sort=False)
+    lines = [
+        "# Training steps: every preset at the experiment sizes",
+        "",
+        f"One full step (forward, backward, clip, AdamW) of cdyn-run's model on a fresh batch, fp32, "
+        f"{args.threads} threads, {platform.machine()}, median of repeats; `floor ms`: the step's matmuls "
+        "alone at the same shapes; `eval %`: the validation pass every train.eval_every steps as a share "
+        "of training time. Produced by `scripts/bench_train.py"
+        + (f" --baseline {args.baseline}`; before = {args.baseline}, after = this commit." if args.baseline else "`."),
+        "",
+    ]
+    if "before" in set(df["code"]):
+        lines += ["## ms per step, before and after", "", wide.round(1).to_markdown(), ""]
+    for code, part in df.groupby("code", sort=False):
+        shown = part[["size", "preset", "batch", "seq_len", "ms_per_step", "tokens_per_s", "matmul_gflop",
+                      "floor_ms", "floor_pct", "eval_pct", "top_ops"]].round(2)
+        lines += [f"## {code}", "", shown.to_markdown(index=False), ""]
+    (OUT / "train.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", help="git revision measured first, as 'before'")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--budget", type=float, default=2.0, help="seconds of timed steps per cell")
+    parser.add_argument("--presets", nargs="+", default=PRESETS)
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES))
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(args.presets, args.sizes, args.threads, args.budget)))
+        return
+    rows = []
+    if args.baseline:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += [{"code": "before", **r} for r in measure_in_subprocess(checkout(args.baseline, Path(tmp)), args)]
+    rows += [{"code": "after" if args.baseline else "current", **r} for r in measure_in_subprocess(None, args)]
+    write(rows, args)
+
+
+if __name__ == "__main__":
+    main()
