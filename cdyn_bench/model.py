@@ -43,8 +43,12 @@ class Block(nn.Module):
             self.norm2 = NORMS[cfg.norm](d)
             self.mlp = nn.Sequential(nn.Linear(d, cfg.mlp_ratio * d), nn.GELU(), nn.Linear(cfg.mlp_ratio * d, d))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, select: Tensor | None = None) -> Tensor:
+        """x (B, T, d) -> (B, T, d), or (N, d) at the N positions set in `select` (B, T): the MLP acts on
+        each position alone, so it runs only where an output is read."""
         x = x + self.mixer(self.norm1(x))
+        if select is not None:
+            x = x[select]
         if self.mlp is not None:
             x = x + self.mlp(self.norm2(x))
         return x
@@ -81,20 +85,20 @@ class LanguageModel(nn.Module):
         self.out_norm = NORMS[cfg.norm](cfg.d_model) if self.decoder is not None else nn.Identity()
         self.head = nn.Linear(cfg.d_model, vocab_size, bias=False)
 
-    def hidden(self, tokens: Tensor) -> Tensor:
-        """Final-norm hidden states (B, T, d)."""
+    def hidden(self, tokens: Tensor, select: Tensor | None = None) -> Tensor:
+        """Final-norm hidden states (B, T, d), or (N, d) at the positions set in `select` (B, T)."""
         x = self.embed(tokens)
         if self.pos is not None:
             x = x + self.pos.weight[: tokens.shape[1]]
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, select if i == len(self.blocks) - 1 else None)
         return self.norm(x)
 
     def forward(self, tokens: Tensor, select: Tensor | None = None) -> Tensor:
         """Logits (B, T, V), or (N, V) at the N positions where the bool mask `select` (B, T) is set."""
-        h = self.hidden(tokens)
         if self.decoder is None:
-            return self.head(h if select is None else h[select])
+            return self.head(self.hidden(tokens, select))
+        h = self.hidden(tokens)
         mask = torch.ones(tokens.shape, dtype=torch.bool, device=tokens.device) if select is None else select
         logits = self.head(self.out_norm(self.decoder(h, mask)))
         return logits if select is not None else logits.view(*tokens.shape, -1)

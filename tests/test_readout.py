@@ -81,3 +81,14 @@ def test_decoder_adds_parameters_only_for_last_position(cfg):
     d = cfg.d_model
     # two (norm, linear) pairs in the MLP plus the output norm: 3 layer norms and 2 d x d linears.
     assert count(auto) - count(lm) == 3 * 2 * d + 2 * (d * d + d)
+
+
+@pytest.mark.parametrize("preset", ["gated", "softmax"])
+def test_logits_at_selected_positions_equal_the_full_pass(preset):
+    """The last block's MLP runs at the selected positions only; the logits there are unchanged."""
+    cfg = compose(f"model={preset}", "model.d_model=16")
+    torch.manual_seed(0)
+    model = LanguageModel(cfg.model, 32).double()
+    tokens = torch.randint(0, 32, (3, 12))
+    select = torch.rand(3, 12, generator=torch.Generator().manual_seed(1)) < 0.3
+    assert torch.allclose(model(tokens, select), model(tokens)[select], atol=1e-12)

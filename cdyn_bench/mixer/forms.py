@@ -153,25 +153,31 @@ def quadratic(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, e
     return reference(q, b, v, evolution, phi, eta, eta_learned)
 
 
-def step_scales(evolution: Evolution, t: int, m: Tensor, stabilise: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Multipliers of A'_t S and of b_t v_t^T at step t, and the state's new log scale m_t (B, H)."""
-    log_decay = evolution.scalar[:, t] if evolution.scalar is not None else torch.zeros_like(m)
-    log_gain = evolution.log_i[:, t] if evolution.log_i is not None else torch.zeros_like(m)
+def steps(x: Tensor | None, T: int) -> list[Tensor | None]:
+    """x (B, T, ...) as T slices (B, ...); unbind's backward writes one gradient, where x[:, t] writes T."""
+    return list(x.unbind(1)) if x is not None else [None] * T
+
+
+def step_scales(log_decay: Tensor | None, log_gain: Tensor | None, m: Tensor,
+                stabilise: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Multipliers of A'_t S and of b_t v_t^T at one step, and the state's new log scale m_t (B, H)."""
+    log_decay = log_decay if log_decay is not None else torch.zeros_like(m)
+    log_gain = log_gain if log_gain is not None else torch.zeros_like(m)
     if not stabilise:
         return torch.exp(log_decay), torch.exp(log_gain), m
     m_new = torch.maximum(m + log_decay, log_gain).detach()
     return torch.exp(m + log_decay - m_new), torch.exp(log_gain - m_new), m_new
 
 
-def transition(S: Tensor, evolution: Evolution, t: int) -> Tensor:
-    """A'_t S for the state S (B, H, n, dv): the diagonal or Householder part of A_t."""
-    if evolution.diagonal is not None:
-        return torch.exp(evolution.diagonal[:, t])[..., None] * S
-    if not evolution.householder:
+def transition(S: Tensor, log_d: Tensor | None, beta: Tensor | None, k: Tensor | None) -> Tensor:
+    """A'_t S for the state S (B, H, n, dv): the diagonal part exp(log_d) (B, H, n) or the Householder
+    part I - beta k k^T (beta (B, H), k (B, H, n)) of A_t."""
+    if log_d is not None:
+        return torch.exp(log_d)[..., None] * S
+    if beta is None:
         return S
-    k = evolution.direction[:, t]  # (B, H, n)
     kS = torch.einsum("bhn,bhnd->bhd", k, S)
-    return S - evolution.beta[:, t, :, None, None] * k[..., None] * kS[..., None, :]
+    return S - beta[..., None, None] * k[..., None] * kS[..., None, :]
 
 
 def recurrent(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
@@ -182,12 +188,13 @@ def recurrent(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, e
     B, T, H, n = q.shape
     S = q.new_zeros(B, H, n, v.shape[-1])
     m = q.new_full((B, H), float("-inf")) if stabilise else q.new_zeros(B, H)
+    per_step = zip(steps(q, T), steps(b, T), steps(v, T), steps(evolution.scalar, T), steps(evolution.log_i, T),
+                   steps(evolution.diagonal, T), steps(evolution.beta, T), steps(evolution.direction, T))
     ys, ms = [], []
-    for t in range(T):
-        decay, gain, m = step_scales(evolution, t, m, stabilise)
-        inp = b[:, t, :, :, None] * v[:, t, :, None, :]  # (B, H, n, dv)
-        S = decay[..., None, None] * transition(S, evolution, t) + gain[..., None, None] * inp
-        ys.append(torch.einsum("bhn,bhnd->bhd", q[:, t], S))
+    for q_t, b_t, v_t, log_a, log_i, log_d, beta, k in per_step:
+        decay, gain, m = step_scales(log_a, log_i, m, stabilise)
+        S = decay[..., None, None] * transition(S, log_d, beta, k) + gain[..., None, None] * (b_t[..., None] * v_t[..., None, :])
+        ys.append(torch.einsum("bhn,bhnd->bhd", q_t, S))
         ms.append(m)
     return normalise(torch.stack(ys, 1), torch.stack(ms, 1), eta, eta_learned)
 

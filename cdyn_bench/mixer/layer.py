@@ -26,32 +26,40 @@ def rotate(x: Tensor, base: float = 10000.0) -> Tensor:
     return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
 
 
+def shifted_sum(x: Tensor, weight: Tensor, start: Tensor | None = None, reverse: bool = False) -> Tensor:
+    """start + sum_d weight[k-1-d] * x shifted d steps later in time (zero where it has no value) for
+    x (B, T, C), weight (k, C); with reverse, shifted d steps earlier."""
+    k, T = weight.shape[0], x.shape[1]
+    y = x * weight[k - 1] if start is None else torch.addcmul(start, x, weight[k - 1])
+    for d in range(1, min(k, T)):
+        if reverse:
+            y[:, :T - d].addcmul_(x[:, d:], weight[k - 1 - d])
+        else:
+            y[:, d:].addcmul_(x[:, :T - d], weight[k - 1 - d])
+    return y
+
+
 class CausalConv(torch.autograd.Function):
     """Depthwise causal convolution of x (B, T, C) with weight (k, C) and bias (C,), as k shifted
-    multiply-adds: y_t = bias + sum_s w_s x_{t-k+1+s} (x zero before the start), with the matching
-    backward written out (k shifted adds for x, k reductions for w) so that no per-shift gradient
-    buffers are zeroed. It equals nn.Conv1d(groups=C, padding=k-1) cut to T (a test checks values
-    and gradients); the grouped mkldnn kernel that computes it otherwise is several times slower."""
+    multiply-adds: y_t = bias + sum_d w_{k-1-d} x_{t-d} (x zero before the start), with its backward
+    written the same way: dx_t = sum_d w_{k-1-d} dy_{t+d} (dy zero after the end) and
+    dw_{k-1-d} = sum_{b,t} dy_t x_{t-d}. It equals nn.Conv1d(groups=C, padding=k-1) cut to T (a test
+    checks values and gradients); the grouped mkldnn kernel that computes it otherwise is several
+    times slower, and a padded copy costs as much as the arithmetic."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        k, T = weight.shape[0], x.shape[1]
-        padded = F.pad(x, (0, 0, k - 1, 0))
-        y = torch.addcmul(bias, padded[:, k - 1:], weight[k - 1])
-        for s in range(k - 1):
-            y.addcmul_(padded[:, s:s + T], weight[s])
-        ctx.save_for_backward(padded, weight)
-        return y
+        ctx.save_for_backward(x, weight)
+        return shifted_sum(x, weight, bias.expand_as(x))
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        padded, weight = ctx.saved_tensors
-        k, T = weight.shape[0], grad.shape[1]
-        grad_padded = torch.zeros_like(padded)
-        for s in range(k):
-            grad_padded[:, s:s + T].addcmul_(grad, weight[s])
-        grad_weight = torch.stack([(grad * padded[:, s:s + T]).sum((0, 1)) for s in range(k)])
-        return grad_padded[:, k - 1:], grad_weight, grad.sum((0, 1))
+        x, weight = ctx.saved_tensors
+        k, T = weight.shape[0], x.shape[1]
+        grad_x = shifted_sum(grad, weight, reverse=True)
+        grad_weight = torch.stack([(grad[:, d:] * x[:, :T - d]).sum((0, 1)) if d < T else weight.new_zeros(x.shape[-1])
+                                   for d in range(k - 1, -1, -1)])
+        return grad_x, grad_weight, grad.sum((0, 1))
 
 
 def causal_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
