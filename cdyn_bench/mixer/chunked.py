@@ -52,15 +52,18 @@ def chunk_log_weights(evolution: Evolution, q: Tensor, C: int) -> tuple[Tensor, 
     return ls, li, segsum(ls) + li[..., None, :]
 
 
-def scalar_intra(q: Tensor, b: Tensor, v: Tensor, wb: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
-    """(y_intra, q_in, u, log_carry) of every chunk for A = a_t I: (q b^T * w) v inside the chunk."""
+def scalar_intra(q: Tensor, b: Tensor, v: Tensor, wb: Tensor, state: bool = True) -> tuple[Tensor, ...]:
+    """(y_intra, q_in, u, log_carry) of every chunk for A = a_t I: (q b^T * w) v inside the chunk;
+    without `state`, only y_intra (the rest None)."""
     y_intra = ((q @ b.transpose(-1, -2)) * wb) @ v
+    if not state:
+        return y_intra, None, None, None
     return y_intra, q, torch.einsum("bhcs,bhcsn,bhcsd->bhcnd", wb[..., -1, :], b, v), None
 
 
 def diagonal_intra(q: Tensor, b: Tensor, v: Tensor, log_d: Tensor, ls: Tensor, li: Tensor, rho: Tensor,
-                   stabilise: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(y_intra, q_in, u, log_carry) of every chunk for A = a_t Diag(d_t).
+                   stabilise: bool, state: bool = True) -> tuple[Tensor, ...]:
+    """(y_intra, q_in, u, log_carry) of every chunk for A = a_t Diag(d_t); without `state`, only y_intra.
 
     Inside the chunk the state is stepped S_i = a_i D_i S_{i-1} + i_i b_i v_i^T (at row scales rho)
     for all chunks at once: pairwise per-channel decays would cost C times more. The steps read
@@ -74,6 +77,8 @@ def diagonal_intra(q: Tensor, b: Tensor, v: Tensor, log_d: Tensor, ls: Tensor, l
     for d_i, g_i, b_i, v_i, q_i in zip(decay.unbind(-2), gain.unbind(-1), b.unbind(-2), v.unbind(-2), q.unbind(-2)):
         S = d_i[..., None] * S + (g_i[..., None] * b_i)[..., None] * v_i[..., None, :]
         ys.append((q_i[..., None, :] @ S).squeeze(-2))
+    if not state:
+        return torch.stack(ys, dim=-2), None, None, None
     G = log_d.cumsum(-2)
     return torch.stack(ys, dim=-2), q * torch.exp(G), S, G[..., -1, :]
 
@@ -144,16 +149,21 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
     rho = lw.amax(-1).detach() if stabilise else torch.zeros_like(cs)
     wb = torch.exp(lw - rho[..., None])
     qc, bc, vc = to_chunks(q, C), to_chunks(b, C), to_chunks(augment(v, eta), C)
+    # One chunk has no state entering it: its output is the intra part at row scale rho (what combine
+    # gives with an empty state), and the state parts are not formed.
+    state = qc.shape[2] > 1
     if evolution.householder:
         k, beta = to_chunks(evolution.direction, C), to_chunks(evolution.beta, C)
-        y_intra, q_in, u, carry = householder_intra(qc, bc, vc, k, beta, cs, wb, rho)
-        y, m = scan_chunks(y_intra, q_in, u, carry, cs, rho, stabilise)
+        y_intra, q_in, u, carry = householder_intra(qc, bc, vc, k, beta, cs, wb, rho, state)
+        y, m = scan_chunks(y_intra, q_in, u, carry, cs, rho, stabilise) if state else (y_intra, rho)
         return normalise(from_chunks(y, T), from_chunks(m, T), eta, eta_learned)
     if evolution.diagonal is not None:
         log_d = to_chunks(evolution.diagonal, C)
-        y_intra, q_in, u, log_carry = diagonal_intra(qc, bc, vc, log_d, ls, li, rho, stabilise)
+        y_intra, q_in, u, log_carry = diagonal_intra(qc, bc, vc, log_d, ls, li, rho, stabilise, state)
     else:
-        y_intra, q_in, u, log_carry = scalar_intra(qc, bc, vc, wb)
+        y_intra, q_in, u, log_carry = scalar_intra(qc, bc, vc, wb, state)
+    if not state:
+        return normalise(from_chunks(y_intra, T), from_chunks(rho, T), eta, eta_learned)
     s_in, m_in = entering_states(u, cs[..., -1], log_carry, rho[..., -1], stabilise)
     y, m = combine(y_intra, q_in, s_in, m_in, cs, rho, stabilise)
     return normalise(from_chunks(y, T), from_chunks(m, T), eta, eta_learned)

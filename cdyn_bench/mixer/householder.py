@@ -47,9 +47,10 @@ def wy_state_part(k: Tensor, beta: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     return q_in, carry
 
 
-def householder_intra(q: Tensor, b: Tensor, v: Tensor, k: Tensor, beta: Tensor,
-                      cs: Tensor, wb: Tensor, rho: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One chunk's own contribution and its WY transition, for all chunks at once.
+def householder_intra(q: Tensor, b: Tensor, v: Tensor, k: Tensor, beta: Tensor, cs: Tensor, wb: Tensor,
+                      rho: Tensor, state: bool = True) -> tuple[Tensor, ...]:
+    """One chunk's own contribution and its WY transition, for all chunks at once (without `state`,
+    the contribution only, the rest None).
 
     q, b, k: (B, H, N, C, n); v: (B, H, N, C, dv); beta, cs, rho: (B, H, N, C);
     wb: (B, H, N, C, C) input weights w_ts / exp(rho_t), zero above the diagonal.
@@ -64,6 +65,8 @@ def householder_intra(q: Tensor, b: Tensor, v: Tensor, k: Tensor, beta: Tensor,
     lower = _masked(beta[..., None] * (k @ kt) * g, strict)
     x = -torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)  # (B, H, N, C, dv)
     y_intra = ((q @ kt) * g) @ x + ((q @ b.transpose(-1, -2)) * wb) @ v
+    if not state:
+        return y_intra, None, None, None
     u = kt @ (g[..., -1, :, None] * x) + b.transpose(-1, -2) @ (wb[..., -1, :, None] * v)
     q_in, carry = wy_state_part(k, beta, q)
     return y_intra, q_in, u, carry
