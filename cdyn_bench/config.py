@@ -20,7 +20,7 @@ from cdyn_bench.registry import ConfigError, check_choice, did_you_mean
 from cdyn_bench.task_config import TaskConfig, task_config
 
 # Keys that change where, how fast or how a run is reported, never what it computes.
-OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "wandb", "progress", "train.num_threads")
+OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "wandb", "progress", "train.num_threads", "train.compile")
 
 
 @dataclass
@@ -71,6 +71,9 @@ class TrainConfig:
     rank >= 2 that is not marked as an evolution parameter, e.g. Mamba's A_log and dt_bias) or all
     (MAD). The learning rate warms up linearly over warmup_steps, then follows a cosine from lr to
     final_lr at max_steps. num_threads: torch threads, 0 = the cores this process may use.
+    compile: torch.compile the training step's model (tens of seconds of compilation at the start; it
+    pays only for long runs of the elementwise-heavy presets, see results/bench/train.md). Like
+    num_threads it changes results only at rounding level and is not part of a run's identity.
     """
 
     lr: float = 3e-3
@@ -86,6 +89,7 @@ class TrainConfig:
     eval_batch_size: int = 256
     target_accuracy: float = 0.995
     num_threads: int = 0
+    compile: bool = False
 
     def check(self) -> None:
         for key in ("lr", "batch_size", "max_steps", "eval_every", "eval_batch_size"):

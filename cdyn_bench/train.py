@@ -101,9 +101,11 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
     losses: list[float] = []
     start = time.perf_counter()
     model.train()
+    # Compiled for the training steps only: evaluation batches have other shapes (each a recompile).
+    forward = torch.compile(model) if cfg.compile else model
     for step in range(1, cfg.max_steps + 1):
         inputs, targets = to_tensors(*data.train_batch(), device=device)
-        loss = loss_on(model, inputs, targets)
+        loss = loss_on(forward, inputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))

@@ -65,7 +65,7 @@ def test_model_and_train_keys_without_effect():
     assert digest("model.max_len=128") == digest()
     assert digest("model.pos_emb=learned", "model.max_len=128") != digest("model.pos_emb=learned")
     assert digest("train.weight_decay=0", "train.weight_decay_on=all") == digest("train.weight_decay=0")
-    assert digest("train.num_threads=1", "out_dir=elsewhere", "wandb=disabled") == digest()
+    assert digest("train.num_threads=1", "train.compile=true", "out_dir=elsewhere", "wandb=disabled") == digest()
 
 
 def test_task_values_are_typed_with_the_generators_defaults():
@@ -193,3 +193,11 @@ def test_config_checks_import_no_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["ConfigError", "False"], proc.stderr
 
+
+
+@pytest.mark.slow
+def test_a_compiled_run_trains_to_the_same_numbers_as_an_eager_one(tmp_path):
+    eager = tiny_run(tmp_path / "eager")
+    compiled = tiny_run(tmp_path / "compiled", "train.compile=true")
+    assert compiled.status == eager.status == "completed" and compiled.steps == eager.steps
+    assert compiled.metrics["train_loss"] == pytest.approx(eager.metrics["train_loss"], rel=1e-3)
