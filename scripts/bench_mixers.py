@@ -144,7 +144,8 @@ def write_markdown(df: pd.DataFrame, peak: float, args: argparse.Namespace, path
         "# Mixer forms: forward+backward throughput", "",
         f"One CoeffMixer layer per preset (d_model 64), batch x L = {args.tokens} tokens, fp32, "
         f"{device_name(args)}, torch {torch.__version__}. "
-        f"Matmul FLOPs counted by torch.utils.flop_counter (elementwise work not counted); "
+        f"Matmul FLOPs counted by torch.utils.flop_counter (elementwise work not counted, the short convolution "
+        f"included: it runs as shifted multiply-adds since numerics version 3); "
         f"measured fp32 matmul peak {peak:.1f} GFLOP/s. Produced by `scripts/bench_mixers.py`.", "",
         "## Chunked against quadratic", "", summary(df).to_markdown(index=False), "",
         "## Tokens per second", "", table.reset_index().to_markdown(index=False), "",

@@ -1,15 +1,16 @@
 """Benchmark full training steps (forward, backward, clip, AdamW) of every preset at the experiment sizes.
 
 For each preset and size (the MQAR and noisy_icr defaults, and MQAR at seq_len 256), cdyn-run's own
-model, loss and optimiser take one step on a fresh batch; the step is timed (median of repeats after a
+model, loss and optimiser take one step on a fresh batch; the step is timed (fastest of the repeats after a
 warm-up), its matrix-multiply FLOPs are counted (mm, addmm, bmm, baddbmm, as dispatched; convolutions
 are left out: torch.utils.flop_counter counts a depthwise convolution's backward as dense), and the
 same matmuls, replayed alone at the same shapes, give the time the arithmetic needs (`floor ms`). A
 profile of a few steps names the five ops with the most self time. The validation pass cdyn-run makes
 every train.eval_every steps is timed too, as a share of training time.
 
-With --baseline REV the measurement first runs on the code at git revision REV (checked out into a
-temporary folder and imported from there), so `before` and `after` come from one run of the script.
+With --baseline REV every cell is also measured on the code at git revision REV (checked out into a
+temporary folder and imported from there), before and after in turn, so both come from one run of
+the script under the same conditions.
 
     python scripts/bench_train.py --baseline HEAD~1      # writes results/bench/train.{csv,md}
 """
@@ -21,7 +22,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,7 +68,7 @@ def record_matmuls(step) -> list[tuple[str, list[tuple[int, ...]]]]:
 
 
 def replay_seconds(calls, repeats: int = 5) -> float:
-    """Median time of running the recorded matmuls alone, on random operands of the same shapes."""
+    """Fastest time of running the recorded matmuls alone, on random operands of the same shapes."""
     import torch
 
     ops = {"mm": torch.mm, "addmm": torch.addmm, "bmm": torch.bmm, "baddbmm": torch.baddbmm}
@@ -79,7 +79,7 @@ def replay_seconds(calls, repeats: int = 5) -> float:
         for op, args in operands:
             op(*args)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def top_ops(step, steps: int = 3, k: int = 5) -> str:
@@ -124,7 +124,8 @@ def measure_cell(preset: str, size: str, budget_s: float) -> dict:
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    seconds = statistics.median(times)
+    # The fastest step: on a shared machine, interference only ever adds time.
+    seconds = min(times)
     calls = record_matmuls(step)
     start = time.perf_counter()
     evaluate(model, data.val, cfg.train.eval_batch_size, torch.device("cpu"))
@@ -182,14 +183,18 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         "# Training steps: every preset at the experiment sizes",
         "",
         f"One full step (forward, backward, clip, AdamW) of cdyn-run's model on a fresh batch, fp32, "
-        f"{args.threads} threads, {platform.machine()}, median of repeats; `floor ms`: the step's matmuls "
+        f"{args.threads} threads, {platform.machine()}, fastest of the repeats (interference on a shared machine only adds time); `floor ms`: the step's matmuls "
         "alone at the same shapes; `eval %`: the validation pass every train.eval_every steps as a share "
         "of training time. Produced by `scripts/bench_train.py"
         + (f" --baseline {args.baseline}`; before = {args.baseline}, after = this commit." if args.baseline else "`."),
         "",
     ]
     if "before" in set(df["code"]):
-        lines += ["## ms per step, before and after", "", wide.round(1).to_markdown(), ""]
+        softmax = wide.xs("softmax", level="preset")
+        wide["after / before"] = wide["after"] / wide["before"]
+        for code in ("before", "after"):
+            wide[f"{code} / softmax"] = wide[code] / softmax[code].reindex(wide.index.get_level_values("size")).values
+        lines += ["## ms per step, before and after", "", wide.round(2).to_markdown(), ""]
     for code, part in df.groupby("code", sort=False):
         shown = part[["size", "preset", "batch", "seq_len", "ms_per_step", "tokens_per_s", "matmul_gflop",
                       "floor_ms", "floor_pct", "eval_pct", "top_ops"]].round(2)
@@ -210,10 +215,15 @@ def main() -> None:
         print(json.dumps(measure(args.presets, args.sizes, args.threads, args.budget)))
         return
     rows = []
-    if args.baseline:
-        with tempfile.TemporaryDirectory() as tmp:
-            rows += [{"code": "before", **r} for r in measure_in_subprocess(checkout(args.baseline, Path(tmp)), args)]
-    rows += [{"code": "after" if args.baseline else "current", **r} for r in measure_in_subprocess(None, args)]
+    with tempfile.TemporaryDirectory() as tmp:
+        site = checkout(args.baseline, Path(tmp)) if args.baseline else None
+        # Cell by cell, before and after in turn, so that a slow spell of the machine hits both alike.
+        for size in args.sizes:
+            for preset in args.presets:
+                cell = argparse.Namespace(**{**vars(args), "presets": [preset], "sizes": [size]})
+                if site is not None:
+                    rows += [{"code": "before", **r} for r in measure_in_subprocess(site, cell)]
+                rows += [{"code": "after" if site else "current", **r} for r in measure_in_subprocess(None, cell)]
     write(rows, args)
 
 
