@@ -157,12 +157,10 @@ def test_check_groups_passes_valid_selections_and_other_keys(overrides):
     check_groups(overrides)
 
 
-def test_help_is_fast_and_torch_free():
-    code = ("import sys, time; t = time.perf_counter(); from cdyn_bench.help import help_text; help_text(); "
-            "print(time.perf_counter() - t, 'torch' in sys.modules)")
-    seconds, torch_loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                           check=True).stdout.split()
-    assert torch_loaded == "False" and float(seconds) < 1.0
+def test_help_imports_no_torch():
+    code = "import sys; from cdyn_bench.help import help_text; help_text(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]
 
 
 def test_cdyn_run_help_and_group_typos_from_the_console_script(tmp_path):
