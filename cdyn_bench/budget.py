@@ -81,7 +81,8 @@ def estimate(cfg: RunConfig, seq_len: int, vocab_size: int) -> list[Part]:
         Part("task.seq_len" if stored > 10 * (task.num_val + task.num_test) else "task.num_train",
              DATA_BYTES_PER_TOKEN * stored),
         Part("model.d_model", BYTES_PER_PARAMETER * parameters(cfg, vocab_size)),
-        Part("train.batch_size", dense),
+        # Activations grow with batch x length: name the one that is out of its usual proportion.
+        Part("train.batch_size" if 4 * batch > seq_len else "task.seq_len", dense),
         Part("task.seq_len", coefficients),
     ]
     return sorted(parts, key=lambda p: -p.bytes)
@@ -120,6 +121,7 @@ def check_memory(cfg: RunConfig, seq_len: int, vocab_size: int, available: int |
     raise ConfigError(
         f"{key}={value}: the run needs about {size(total)} ({size(parts[0].bytes)} of it from {key}), "
         f"{where} has {size(available)} available. Lower {key}"
+        + (" or train.batch_size" if key == "task.seq_len" else "")
         + (" or use model.mixer.form=chunked" if key == "task.seq_len" and cfg.model.mixer.phi == "identity"
            and cfg.model.mixer.resolved_form() == "quadratic" else "")
     )

@@ -104,7 +104,7 @@ def test_non_finite_floats_are_refused(override, message):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("task.seq_len=100000", r"task\.seq_len=100000: the run needs about .* TB .* available\. Lower task\.seq_len"),
+    ("task.seq_len=100000", r"task\.seq_len=100000: the run needs about .* [GT]B .* available\. Lower task\.seq_len"),
     ("model.d_model=100000", r"model\.d_model=100000: the run needs about .* available\. Lower model\.d_model"),
     ("out_dir=", r"out_dir='': must name a folder"),
     ("sweep_name=../../x", r"sweep_name='\.\./\.\./x': must be a relative name"),
