@@ -9,6 +9,7 @@ form dominate at long T), and the logits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -90,19 +91,17 @@ def estimate(cfg: RunConfig, seq_len: int, vocab_size: int) -> list[Part]:
 
 def available_memory() -> int:
     """Bytes of memory available to a new allocation here (MemAvailable on Linux)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
 def size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
+    """'1.5 GB': bytes in decimal units up to TB."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
             return f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"

@@ -9,6 +9,8 @@ the task, its parameters, the split, the seed, the size and the generators' sour
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -47,11 +49,15 @@ def generators_digest() -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
 
 
+@functools.cache
+def takes_test_split(task: str) -> bool:
+    return "test_split" in inspect.signature(TASKS[task]).parameters
+
+
 def split_params(cfg: TaskConfig, split: str) -> dict[str, bool]:
-    """Generator arguments set per split: test_split=True for validation and test where the task has it
-    (fuzzy recall builds its evaluation splits as MAD's test set)."""
-    has = "test_split" in inspect.signature(TASKS[cfg.name]).parameters
-    return {"test_split": split in ("val", "test")} if has else {}
+    """Generator arguments set per split (task_config.SPLIT_PARAMS): test_split=True for validation and
+    test where the task has it (fuzzy recall builds its evaluation splits as MAD's test set)."""
+    return {"test_split": split in ("val", "test")} if takes_test_split(cfg.name) else {}
 
 
 def cache_key(cfg: TaskConfig, split: str, seed: int, num: int) -> str:
@@ -81,10 +87,8 @@ def load_or_generate(cfg: TaskConfig, split: str, seed: int, num: int) -> Exampl
 def write_npz(path: Path, examples: Examples) -> None:
     """Atomic .npz write; a cache that cannot be written is skipped."""
     arrays = {"inputs": examples.inputs, "targets": examples.targets, "train_targets": examples.train_targets}
-    try:
+    with contextlib.suppress(OSError):
         write_atomic(path, lambda f: np.savez(f, **arrays), mode="wb")
-    except OSError:
-        pass
 
 
 class LeakCheck:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -148,12 +149,12 @@ def code_version() -> dict[str, Any]:
 
     info: dict[str, Any] = {"cdyn_bench": __version__, "git_commit": None, "git_dirty": None}
     root = Path(__file__).resolve().parent.parent
-    try:
-        run = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True, timeout=5, check=True)
-        info["git_commit"] = run(["git", "rev-parse", "HEAD"]).stdout.strip()
-        info["git_dirty"] = bool(run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
+    run = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True, timeout=5, check=True)
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        # Only the checkout this package lives in, not a repository that merely contains an install.
+        if Path(run(["git", "rev-parse", "--show-toplevel"]).stdout.strip()).resolve() == root:
+            info["git_commit"] = run(["git", "rev-parse", "HEAD"]).stdout.strip()
+            info["git_dirty"] = bool(run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip())
     return info
 
 
