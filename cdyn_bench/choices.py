@@ -41,3 +41,8 @@ DECAY_RULES = ("matrices", "all")
 DEVICES = ("auto", "cpu", "cuda")
 WANDB_MODES = ("offline", "online", "disabled")
 LOSS_ON = ("scored", "all")
+
+# The largest magnitudes a run records at every evaluation and at a divergence, over layers, heads,
+# positions and a few validation sequences (cdyn_bench.mixer.introspect.extremes): log |alpha_ij|,
+# |q_i^T A_i...A_{j+1} b_j|, log |eta_i| and |log |lambda|| over the eigenvalues of A_t.
+EXTREMES = ("log_alpha_max", "score_abs_max", "log_eta_max", "log_eig_abs_max")

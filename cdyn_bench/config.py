@@ -28,7 +28,9 @@ class ModelConfig:
     """Backbone: embeddings, N pre-norm residual blocks of (mixer, optional MLP), final norm, head.
 
     These defaults are the base knobs, not a preset: presets are conf/model/*.yaml (`model=gated`,
-    the default of cdyn-run and of `compose()`). norm: the blocks' pre-norms and the final norm.
+    the default of cdyn-run and of `compose()`). norm: the blocks' pre-norms and the final norm;
+    pre_norm: false feeds each mixer its block's input unnormalised (the MLP keeps its pre-norm), so
+    growth in the residual stream reaches the mixer.
     """
 
     name: str = "custom"
@@ -39,6 +41,7 @@ class ModelConfig:
     mlp: bool = True
     mlp_ratio: int = 4
     norm: str = "layer"
+    pre_norm: bool = True
     mixer: MixerConfig = field(default_factory=MixerConfig)
 
     def check(self) -> None:
@@ -60,6 +63,7 @@ class ModelConfig:
         # The learned position table draws its init from the RNG; the sincos table of the
         # last-position decoder does not depend on max_len.
         off += ["max_len"] if self.pos_emb != "learned" else []
+        off += ["pre_norm"] if self.norm == "none" else []
         return off + [f"mixer.{k}" for k in self.mixer.inactive()]
 
 

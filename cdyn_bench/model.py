@@ -31,12 +31,12 @@ def sincos_positions(num_positions: int, d: int) -> Tensor:
 
 
 class Block(nn.Module):
-    """x + mixer(norm(x)), then x + mlp(norm(x)) when the MLP is on."""
+    """x + mixer(norm(x)) (x + mixer(x) without pre_norm), then x + mlp(norm(x)) when the MLP is on."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d = cfg.d_model
-        self.norm1 = NORMS[cfg.norm](d)
+        self.norm1 = NORMS[cfg.norm if cfg.pre_norm else "none"](d)
         self.mixer = CoeffMixer(d, cfg.mixer, rotary=cfg.pos_emb == "rotary")
         self.mlp = None
         if cfg.mlp:

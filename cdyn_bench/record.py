@@ -33,7 +33,9 @@ class RunResult:
 
     run_dir is relative to the folder that holds the run folders' parent: the out_dir for single
     runs ('runs/<name>'), the sweep folder for a sweep's cells ('cells/<name>'), so a record can be
-    moved with its sweep. numerics_version is cdyn_bench.NUMERICS_VERSION of the code that ran it.
+    moved with its sweep. grad_norm_max: the largest gradient norm (before clipping) of the finite steps;
+    divergence: at the diverging step, its loss, gradient norm and the model's extremes
+    (cdyn_bench.mixer.introspect.EXTREMES), None for a completed run. numerics_version is cdyn_bench.NUMERICS_VERSION of the code that ran it.
     """
 
     config: dict[str, Any]
@@ -44,6 +46,8 @@ class RunResult:
     history: list[dict[str, float | None]] = field(default_factory=list)
     steps: int = 0
     diverged_at: int | None = None
+    grad_norm_max: float = 0.0
+    divergence: dict[str, float | None] | None = None
     wall_seconds: float = 0.0
     train_seconds: float = 0.0
     tokens_per_s: float = 0.0

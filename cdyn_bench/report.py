@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from cdyn_bench.choices import EXTREMES
 from cdyn_bench.record import RESULT, RunResult, read_result
 
 METRICS = ["test_accuracy", "test_macro_accuracy", "val_accuracy", "train_loss"]
-RUN_COLUMNS = ["status", "seed", "steps", "diverged_at", "wall_seconds", "train_seconds", "tokens_per_s",
+RUN_COLUMNS = ["status", "seed", "steps", "diverged_at", "grad_norm_max", "wall_seconds", "train_seconds", "tokens_per_s",
                "n_params", "state_size", "config_hash", "run_dir", "numerics_version", "num_threads"]
 NAME_KEYS = ["task.name", "model.name"]
 # Hyperparameters tuned per cell on validation accuracy rather than reported as cells of their own.
@@ -24,8 +25,12 @@ NOT_CELL_KEYS = ["seed", "force", "out_dir", "sweep_name", "wandb", "progress", 
 TIMING_COLUMNS = ["train_seconds_mean", "wall_seconds_mean", "tokens_per_s_mean"]
 # *_mean and *_std count a diverged seed as a failed run (accuracy 0); *_completed_mean averages the
 # seeds that finished without diverging (NaN when none did).
+# What explains a failure, per cell: the median diverging step, and the largest gradient norm and
+# EXTREMES of any seed (each run's largest over its evaluations and its divergence).
+DIAGNOSTIC_COLUMNS = ["diverged_at_median", "grad_norm_max", *EXTREMES]
 TABLE_COLUMNS = ["test_accuracy_mean", "test_accuracy_std", "test_accuracy_completed_mean", "test_macro_accuracy_mean",
-                 "val_accuracy_mean", "n", "n_diverged", "steps_mean", "n_params", "state_size", *TIMING_COLUMNS]
+                 "val_accuracy_mean", "n", "n_diverged", "steps_mean", "n_params", "state_size", *DIAGNOSTIC_COLUMNS,
+                 *TIMING_COLUMNS]
 ACCURACIES = ["test_accuracy", "test_macro_accuracy", "val_accuracy"]
 
 
@@ -35,13 +40,29 @@ def find_records(dirs: list[Path]) -> list[Path]:
     return sorted(found)
 
 
+def run_extremes(result: RunResult) -> dict[str, float]:
+    """Each of EXTREMES at its largest over the run's evaluations and its divergence (nan: never
+    measured or never finite). A divergence's non-finite gradient norm makes grad_norm_max nan."""
+    snapshots = result.history + ([result.divergence] if result.divergence else [])
+    out = {}
+    for key in EXTREMES:
+        values = [row[key] for row in snapshots if row.get(key) is not None and not math.isnan(row[key])]
+        out[key] = max(values) if values else math.nan
+    return out
+
+
 def flatten(result: RunResult) -> dict:
-    """One table row: the config flattened to dotted keys, metrics, status, sizes, timings and history."""
+    """One table row: the config flattened to dotted keys, metrics, status, sizes, timings, diagnostics and history."""
     config = pd.json_normalize(result.config, sep=".").iloc[0].to_dict()
     config = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in config.items()}
     run = {k: getattr(result, k) for k in RUN_COLUMNS}
+    run["diverged_at"] = math.nan if result.diverged_at is None else result.diverged_at
+    at = result.divergence or {}
+    if at:
+        grad = at.get("grad_norm")
+        run["grad_norm_max"] = max(result.grad_norm_max, grad) if grad is not None else math.nan
     metrics = {m: result.metrics.get(m, math.nan) for m in METRICS}
-    return {**config, **run, **metrics, "history": result.history}
+    return {**config, **run, **metrics, **run_extremes(result), "history": result.history}
 
 
 def load(dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
@@ -57,7 +78,7 @@ def load(dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in RUN_COLUMNS + METRICS + ["history"]]
+    return [c for c in df.columns if c not in RUN_COLUMNS + METRICS + list(EXTREMES) + ["history"]]
 
 
 def implied(df: pd.DataFrame, column: str, swept: list[str]) -> bool:
@@ -110,6 +131,8 @@ def aggregate(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         test_macro_accuracy_mean=("test_macro_accuracy", "mean"), val_accuracy_mean=("val_accuracy", "mean"),
         n=("seed", "size"), n_diverged=("diverged", "sum"), steps_mean=("steps", "mean"),
         n_params=("n_params", "first"), state_size=("state_size", "first"),
+        diverged_at_median=("diverged_at", "median"), grad_norm_max=("grad_norm_max", "max"),
+        **{key: (key, "max") for key in EXTREMES},
         train_seconds_mean=("train_seconds", "mean"), wall_seconds_mean=("wall_seconds", "mean"),
         tokens_per_s_mean=("tokens_per_s", "mean"),
     )
@@ -142,6 +165,11 @@ def write_mad_score(tab: pd.DataFrame, out: Path) -> list[Path]:
     return [out / "mad_score.csv", out / "mad_score.md"]
 
 
+def significant(value: float) -> str:
+    """A diagnostic in 3 significant digits; '-' where it was never measured or never finite."""
+    return "-" if pd.isna(value) else f"{value:.3g}"
+
+
 def accuracy_text(mean: float, std: float) -> str:
     return f"{mean:.4f}" + ("" if pd.isna(std) else f" ± {std:.4f}")
 
@@ -166,6 +194,10 @@ def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
     shown["completed seeds"] = tab["test_accuracy_completed_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["val accuracy"] = tab["val_accuracy_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["diverged"] = [f"{d}/{n}" for d, n in zip(tab["n_diverged"], tab["n"])]
+    shown["diverged at"] = tab["diverged_at_median"].map(lambda v: "-" if pd.isna(v) else f"{v:.0f}")
+    shown["max grad norm"] = tab["grad_norm_max"].map(significant)
+    shown["max log|alpha|"] = tab["log_alpha_max"].map(significant)
+    shown["max log eta"] = tab["log_eta_max"].map(significant)
     shown["state size"] = tab["state_size"].map("{:,}".format)
     shown["params"] = tab["n_params"].map("{:,}".format)
     shown["steps"] = tab["steps_mean"].map("{:.0f}".format)

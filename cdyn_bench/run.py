@@ -70,7 +70,10 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
     with LiveDisplay(directory.name, cfg.train.max_steps, cfg.progress) as display:
         outcome = train(model, data, cfg.train, device, Monitor(display, directory / record.PROGRESS, monitor_base))
     if outcome.status == "diverged":
-        console.print(f"[bold red]diverged[/] at step {outcome.diverged_at}: non-finite loss or gradient")
+        at = outcome.divergence
+        console.print(f"[bold red]diverged[/] at step {outcome.diverged_at}: non-finite loss or gradient "
+                      f"(gradient norm {at['grad_norm']:.3g}, largest log|alpha| {at['log_alpha_max']:.3g}, "
+                      f"largest log eta {at['log_eta_max']:.3g})")
 
     test = evaluate(model, data.test, cfg.train.eval_batch_size, device)
     last = outcome.history[-1] if outcome.history else {}
@@ -80,6 +83,7 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
                  "val_accuracy": last.get("val_accuracy", float("nan")),
                  "train_loss": last.get("train_loss", float("nan"))},
         history=outcome.history, steps=outcome.steps, diverged_at=outcome.diverged_at,
+        grad_norm_max=outcome.grad_norm_max, divergence=outcome.divergence,
         wall_seconds=time.perf_counter() - start, train_seconds=outcome.train_seconds,
         tokens_per_s=outcome.tokens / max(outcome.train_seconds, 1e-9),
         n_params=sum(p.numel() for p in model.parameters()), state_size=model.state_size(data.seq_len),

@@ -15,6 +15,7 @@ from torch import nn
 from cdyn_bench.config import TrainConfig
 from cdyn_bench.data import TaskData, to_tensors
 from cdyn_bench.metrics import accuracy
+from cdyn_bench.mixer.introspect import extremes, extremes_batch
 from cdyn_bench.tasks import Examples
 
 
@@ -30,6 +31,8 @@ class TrainOutcome:
     diverged_at: int | None = None
     train_seconds: float = 0.0
     tokens: int = 0
+    grad_norm_max: float = 0.0
+    divergence: dict | None = None
 
 
 def schedule(cfg: TrainConfig):
@@ -94,11 +97,20 @@ def evaluate(model: nn.Module, examples: Examples, batch_size: int, device: torc
 
 def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.device,
           display: Display | None = None) -> TrainOutcome:
-    """Train until max_steps, a validation accuracy >= target_accuracy, or a non-finite loss."""
+    """Train until max_steps, a validation accuracy >= target_accuracy, or a non-finite loss.
+
+    Every evaluation records, besides accuracy and loss, what would explain a divergence: the
+    largest gradient norm (before clipping) since the last evaluation, and the largest log |alpha_ij|,
+    |score_ij|, log eta_i and |log |lambda(A_t)|| on a few validation sequences
+    (cdyn_bench.mixer.introspect.extremes). A divergence records the step, the loss, the gradient
+    norm and the same extremes of the model that produced it (its weights before the failed update).
+    """
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
     outcome = TrainOutcome(status="completed", steps=0)
     losses: list[float] = []
+    window_grad_max = 0.0
+    probe = to_tensors(data.val.inputs[:extremes_batch(model, data.val.inputs.shape[1])], device=device)[0]
     start = time.perf_counter()
     model.train()
     # Compiled for the training steps only: evaluation batches have other shapes (each a recompile).
@@ -110,9 +122,13 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
         outcome.steps, outcome.tokens = step, outcome.tokens + inputs.numel()
-        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+        norm = float(grad_norm)
+        if not (torch.isfinite(loss) and math.isfinite(norm)):
             outcome.status, outcome.diverged_at = "diverged", step
+            outcome.divergence = {"step": step, "loss": float(loss.detach()), "grad_norm": norm, **extremes(model, probe)}
             break
+        window_grad_max = max(window_grad_max, norm)
+        outcome.grad_norm_max = max(outcome.grad_norm_max, norm)
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
@@ -122,8 +138,9 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
             outcome.history.append({
                 "step": step, "train_loss": float(np.mean(losses)), "val_accuracy": val["accuracy"],
                 "val_macro_accuracy": val["macro_accuracy"], "seconds": elapsed,
+                "grad_norm_max": window_grad_max, **extremes(model, probe),
             })
-            losses = []
+            losses, window_grad_max = [], 0.0
             if display is not None:
                 display.update(step, outcome.history[-1]["train_loss"], val["accuracy"], outcome.tokens / elapsed)
             if val["accuracy"] >= cfg.target_accuracy:

@@ -12,7 +12,8 @@ from helpers import PRESETS, assert_close, cdyn_run, compose
 
 from cdyn_bench.config import TrainConfig
 from cdyn_bench.mixer.forms import quadratic
-from cdyn_bench.mixer.introspect import inspect_model
+from cdyn_bench.mixer.components import PHIS
+from cdyn_bench.mixer.introspect import inspect_model, log_normaliser
 from cdyn_bench.model import LanguageModel
 from cdyn_bench.run import run
 from cdyn_bench.train import make_optimizer, parameter_groups
@@ -163,7 +164,7 @@ def test_inspect_model_per_layer(preset):
         assert record["eigenvalues"].shape == (2, 12, H, n) and record["eta"].shape == (2, H, 12)
         assert record["state_size"] == mixer.state_size(12)
         if mixer.cfg.eta == "sum":
-            assert torch.allclose(record["alpha"].sum(-1), torch.ones(2, H, 12), atol=1e-5)
+            assert torch.allclose(record["alpha"].sum(-1), torch.ones(2, H, 12, dtype=torch.float64), atol=1e-5)
 
 
 def test_householder_eigenvalues_are_a_times_one_minus_beta_and_ones():
@@ -172,14 +173,14 @@ def test_householder_eigenvalues_are_a_times_one_minus_beta_and_ones():
     lam = inspect_model(model, tokens)[0]["eigenvalues"]
     u = model.blocks[0].norm1(model.embed(tokens))
     evolution = model.blocks[0].mixer.components(u)[3]
-    a = torch.exp(evolution.log_a)
-    assert torch.allclose(lam[..., 0], a * (1 - evolution.beta))
+    a, beta = torch.exp(evolution.log_a.double()), evolution.beta.double()
+    assert torch.allclose(lam[..., 0], a * (1 - beta))
     assert torch.allclose(lam[..., 1:], a[..., None].expand_as(lam[..., 1:]))
 
 
 def test_retnet_eigenvalues_are_the_gammas():
     lam = inspect_model(build("retnet"), torch.randint(0, 32, (1, 5)))[1]["eigenvalues"]
-    assert torch.allclose(lam[0, 0, :, 0], torch.tensor([1 - 2**-5, 1 - 2**-6]))
+    assert torch.allclose(lam[0, 0, :, 0], torch.tensor([1 - 2**-5, 1 - 2**-6], dtype=torch.float64))
 
 
 def train_losses(preset, tmp_path, steps, every, *overrides):
@@ -219,3 +220,29 @@ def test_invalid_combination_exits_2_naming_the_knob(tmp_path):
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "model.mixer.form=chunked" in lines[0] and "model.mixer.phi=identity" in lines[0]
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("phi,eta", [("exp", "sum"), ("softplus", "sum"), ("identity", "abs_sum"), ("elu1", "mlstm"),
+                                     ("exp", "one")])
+def test_log_normaliser_is_the_log_of_the_definition(phi, eta):
+    """log eta_i in log space equals log of eta_i summed directly (float64, scores small enough)."""
+    torch.manual_seed(0)
+    scores = torch.randn(2, 3, 7, 7, dtype=torch.float64).masked_fill(~torch.ones(7, 7).tril().bool(), float("-inf"))
+    raw = PHIS[phi](scores.masked_fill(scores == float("-inf"), 0.0)).tril()
+    direct = {"one": torch.ones_like(raw[..., 0]), "sum": raw.sum(-1), "abs_sum": raw.abs().sum(-1),
+              "mlstm": raw.sum(-1).abs().clamp_min(1.0)}[eta]
+    assert torch.allclose(log_normaliser(scores, phi, eta, None), torch.log(direct.abs()), atol=1e-12)
+
+
+def test_log_normaliser_of_softmax_is_finite_where_exp_overflows():
+    scores = torch.tensor([[[[1000.0, float("-inf")], [2000.0, 2000.0]]]], dtype=torch.float64)
+    assert torch.allclose(log_normaliser(scores, "exp", "sum", None), torch.tensor([[[1000.0, 2000.0 + math.log(2)]]],
+                                                                                 dtype=torch.float64))
+
+
+def test_without_pre_norm_the_mixer_reads_the_residual_stream():
+    normed, raw = build("gated"), build("gated", "model.pre_norm=false")
+    assert isinstance(raw.blocks[0].norm1, torch.nn.Identity) and isinstance(raw.blocks[0].norm2, torch.nn.LayerNorm)
+    raw.load_state_dict(normed.state_dict(), strict=False)
+    tokens = torch.randint(0, 32, (2, 9), generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(normed(tokens), raw(tokens))

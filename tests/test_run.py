@@ -12,6 +12,7 @@ import pytest
 from helpers import TINY, cdyn_run, compose
 
 from cdyn_bench import NUMERICS_VERSION
+from cdyn_bench.choices import EXTREMES
 from cdyn_bench.config import TrainConfig
 from cdyn_bench.mixer import forms
 from cdyn_bench.mixer.components import divide_or_zero
@@ -115,6 +116,21 @@ def test_overflowing_model_ends_diverged(tmp_path):
     result = run(cfg, tmp_path / "runs")
     assert result.status == "diverged" and result.diverged_at == 1 and result.steps == 1 and result.history == []
     assert read_result(result.path).status == "diverged"
+    # What explains it: scores grow as gamma^(i-j), past what float32 holds; phi = identity, eta = 1: alpha = score.
+    at = read_result(result.path).divergence
+    assert at["step"] == 1 and at["loss"] is None
+    assert at["log_eig_abs_max"] == pytest.approx(math.log(2.0))
+    assert at["score_abs_max"] > 1e38 and at["log_alpha_max"] == pytest.approx(math.log(at["score_abs_max"]))
+    assert at["log_eta_max"] == 0.0
+
+
+def test_every_evaluation_records_the_gradient_norm_and_extremes(tmp_path):
+    result = run(compose(*TINY, "train.max_steps=20", "train.eval_every=10"), tmp_path / "runs")
+    assert [row["step"] for row in result.history] == [10, 20] and result.divergence is None
+    for row in result.history:
+        assert 0 < row["grad_norm_max"] <= result.grad_norm_max
+        assert all(math.isfinite(row[k]) for k in EXTREMES)
+    assert max(row["grad_norm_max"] for row in result.history) == result.grad_norm_max
 
 
 def test_relu_attention_with_all_negative_rows_trains(tmp_path, monkeypatch):

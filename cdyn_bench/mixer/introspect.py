@@ -1,13 +1,26 @@
-"""Introspection for analyses: per layer, the coefficients alpha, the eigenvalues of A_t and eta."""
+"""Introspection for analyses: per layer, the coefficients alpha, the eigenvalues of A_t and eta.
+
+Everything is computed in float64 from the mixer's own components (q, b, A_t, the learned eta),
+so a model whose float32 forward overflows can still be read: the normaliser in log space
+(log-sum-exp of the scores when phi = exp), the coefficients and scores from the definition.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import Tensor, nn
 
-from cdyn_bench.mixer.components import Evolution
-from cdyn_bench.mixer.forms import coefficients
+from cdyn_bench.choices import EXTREMES
+from cdyn_bench.mixer.components import PHIS, Evolution
+from cdyn_bench.mixer.forms import _causal, coefficients, transported_scores
 from cdyn_bench.mixer.layer import CoeffMixer
+
+
+def as_float64(evolution: Evolution) -> Evolution:
+    return Evolution(**{f.name: None if (t := getattr(evolution, f.name)) is None else t.double()
+                        for f in dataclasses.fields(evolution)})
 
 
 def eigenvalues(evolution: Evolution, shape: torch.Size, like: Tensor) -> Tensor:
@@ -24,41 +37,107 @@ def eigenvalues(evolution: Evolution, shape: torch.Size, like: Tensor) -> Tensor
     return lam
 
 
-def normaliser(alpha_raw: Tensor, eta: str, eta_learned: Tensor | None) -> Tensor:
-    """(B, H, T) eta_i from the unnormalised coefficients phi(.) (B, H, T, T); may be inf where they overflow."""
+def log_normaliser(scores: Tensor, phi: str, eta: str, eta_learned: Tensor | None) -> Tensor:
+    """(B, H, T) log |eta_i| from the transported scores (B, H, T, T) (-inf above the diagonal).
+
+    phi = exp sums in log space (log-sum-exp), so eta_i is finite where exp(score) overflows;
+    eta = mlstm is max(|sum|, 1); -inf where a sum is exactly zero.
+    """
     if eta == "one":
-        return torch.ones_like(alpha_raw[..., 0])
+        return torch.zeros_like(scores[..., 0])
     if eta == "learned":
-        return eta_learned.transpose(1, 2)
-    if eta == "abs_sum":
-        return alpha_raw.abs().sum(-1)
-    total = alpha_raw.sum(-1)
-    return total if eta == "sum" else total.abs().clamp_min(1.0)
+        return torch.log(eta_learned.transpose(1, 2))
+    if phi == "exp":
+        log_sum = torch.logsumexp(scores, dim=-1)
+    else:
+        causal = _causal(scores.shape[-1], scores.device)
+        raw = PHIS[phi](scores.masked_fill(~causal, 0.0)).masked_fill(~causal, 0.0)
+        log_sum = torch.log((raw.abs() if eta == "abs_sum" else raw).sum(-1).abs())
+    return log_sum.clamp_min(0.0) if eta == "mlstm" else log_sum
+
+
+def log_coefficients(scores: Tensor, log_eta: Tensor, phi: str) -> Tensor:
+    """(B, H, T, T) log |alpha_ij| = log |phi(score_ij)| - log |eta_i| in log space (finite where
+    exp(score) overflows); -inf above the diagonal and where phi(score) = 0."""
+    causal = _causal(scores.shape[-1], scores.device)
+    log_raw = scores if phi == "exp" else torch.log(PHIS[phi](scores.masked_fill(~causal, 0.0)).abs())
+    return (log_raw - log_eta[..., None]).masked_fill(~causal, float("-inf"))
+
+
+def float64_components(mixer: CoeffMixer, u: Tensor) -> tuple[Tensor, Tensor, Evolution, Tensor | None]:
+    """q, b (B, T, H, n), A_t and the learned eta of the mixer for block input u, in float64."""
+    q, b, _, evolution, eta_learned = mixer.components(u)
+    return q.double(), b.double(), as_float64(evolution), None if eta_learned is None else eta_learned.double()
 
 
 @torch.no_grad()
 def inspect_mixer(mixer: CoeffMixer, u: Tensor) -> dict[str, Tensor | int]:
-    """alpha (B, H, T, T), eigenvalues of A_t (B, T, H, n), eta (B, H, T) and the state size for block input u."""
-    q, b, _, evolution, eta_learned = mixer.components(u)
+    """alpha (B, H, T, T), scores q_i^T A_i...A_{j+1} b_j (B, H, T, T; -inf above the diagonal),
+    eigenvalues of A_t (B, T, H, n), eta (B, H, T) and the state size, for block input u; float64."""
+    q, b, evolution, eta_learned = float64_components(mixer, u)
     cfg = mixer.cfg
-    raw = coefficients(q, b, evolution, cfg.phi, "one")
+    scores = transported_scores(q, b, evolution)
+    log_eta = log_normaliser(scores, cfg.phi, cfg.eta, eta_learned)
     return {
         "alpha": coefficients(q, b, evolution, cfg.phi, cfg.eta, eta_learned),
+        "scores": scores,
         "eigenvalues": eigenvalues(evolution, q.shape, q),
-        "eta": normaliser(raw, cfg.eta, eta_learned),
+        "eta": torch.exp(log_eta),
+        "log_eta": log_eta,
         "state_size": mixer.state_size(u.shape[1]),
     }
+
+
+def mixer_inputs(model: nn.Module, tokens: Tensor) -> list[tuple[CoeffMixer, Tensor]]:
+    """(mixer, its actual input u) for every block of a LanguageModel on tokens (B, L)."""
+    inputs: list[Tensor] = []
+    mixers = [block.mixer for block in model.blocks]
+    hooks = [m.register_forward_pre_hook(lambda _, args: inputs.append(args[0])) for m in mixers]
+    try:
+        with torch.no_grad():
+            model.hidden(tokens)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return list(zip(mixers, inputs))
 
 
 @torch.no_grad()
 def inspect_model(model: nn.Module, tokens: Tensor) -> list[dict[str, Tensor | int]]:
     """inspect_mixer for every block of a LanguageModel on tokens (B, L), from each mixer's actual input."""
-    inputs: list[Tensor] = []
-    mixers = [block.mixer for block in model.blocks]
-    hooks = [m.register_forward_pre_hook(lambda _, args: inputs.append(args[0])) for m in mixers]
+    return [inspect_mixer(m, u) for m, u in mixer_inputs(model, tokens)]
+
+
+def largest(x: Tensor) -> float:
+    """The largest non-nan value of x as a float; nan if there is none."""
+    x = x[~torch.isnan(x)]
+    return float(x.amax()) if x.numel() else float("nan")
+
+
+@torch.no_grad()
+def extremes(model: nn.Module, tokens: Tensor) -> dict[str, float]:
+    """EXTREMES over every layer, head and position of tokens (B, L): the largest log |alpha_ij|, |score_ij|,
+    log |eta_i| and |log |lambda|| of the eigenvalues of A_t, ignoring nan; what explains a divergence."""
+    was_training = model.training
+    model.eval()
+    found: dict[str, list[float]] = {k: [] for k in EXTREMES}
     try:
-        model.hidden(tokens)
+        for mixer, u in mixer_inputs(model, tokens):
+            seen = inspect_mixer(mixer, u)
+            causal = _causal(u.shape[1], u.device)
+            found["log_alpha_max"].append(largest(log_coefficients(seen["scores"], seen["log_eta"], mixer.cfg.phi)))
+            found["score_abs_max"].append(largest(seen["scores"].masked_fill(~causal, 0.0).abs()))
+            found["log_eta_max"].append(largest(seen["log_eta"]))
+            found["log_eig_abs_max"].append(largest(seen["eigenvalues"].abs().log().abs()))
     finally:
-        for hook in hooks:
-            hook.remove()
-    return [inspect_mixer(m, u) for m, u in zip(mixers, inputs)]
+        model.train(was_training)
+    # A layer fed by an overflowed one reads nan; the layers before it say where the growth began.
+    return {k: max((x for x in v if x == x), default=float("nan")) for k, v in found.items()}
+
+
+def extremes_batch(model: nn.Module, seq_len: int, budget: int = 1 << 22) -> int:
+    """How many sequences `extremes` reads: up to 8, fewer when the (B, H, T, T, n) diagonal scores
+    of one sequence would exceed `budget` float64 values."""
+    per_sequence = max(block.mixer.cfg.n_heads * seq_len * seq_len
+                       * (block.mixer.n if block.mixer.cfg.A == "diag_gate" else 1) for block in model.blocks)
+    return max(1, min(8, budget // per_sequence))
