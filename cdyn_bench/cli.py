@@ -109,6 +109,9 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heat", nargs=2, metavar=("ROWS", "COLS"), help="two config keys for the heat map")
     parser.add_argument("--wandb", nargs="?", const="offline", choices=("offline", "online"),
                         help="also log table and figures to W&B (offline unless 'online'; WANDB_MODE wins)")
+    parser.add_argument("--where", action="append", default=[], metavar="KEY=V1,V2",
+                        help="keep only the records whose config KEY has one of the values (repeatable), "
+                             "e.g. --where model.mixer.phi=exp,identity")
     parser.add_argument("--mad-score", action="store_true",
                         help="also write MAD's score per model and task (mean over settings of the best-on-validation "
                              "optimiser setting), e.g. for +experiment=mad_protocol")
@@ -116,7 +119,8 @@ def report_parser() -> argparse.ArgumentParser:
 
 
 def report_main(argv: list[str] | None = None) -> None:
-    """`cdyn-report DIR... [--out DIR] [--wandb]`: one warning line per bad record, the table, the files."""
+    """`cdyn-report DIR... [--out DIR] [--where KEY=V,..] [--wandb]`: one warning line per bad record, the table,
+    the files."""
     from cdyn_bench.report import make_report, markdown
 
     args = report_parser().parse_args(argv)
@@ -125,7 +129,7 @@ def report_main(argv: list[str] | None = None) -> None:
             report_parser().error(f"{d}: no such file or directory")
     try:
         report = make_report(args.dirs, args.out or args.dirs[0] / "report", args.x, args.heat, args.wandb,
-                             mad=args.mad_score)
+                             mad=args.mad_score, where=args.where)
     except ValueError as err:
         print(f"cdyn-report: error: {err}", file=sys.stderr)
         sys.exit(1)

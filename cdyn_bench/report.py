@@ -28,7 +28,7 @@ TIMING_COLUMNS = ["train_seconds_mean", "wall_seconds_mean", "tokens_per_s_mean"
 # What explains a failure, per cell: the median diverging step, and the largest gradient norm and
 # EXTREMES of any seed (each run's largest over its evaluations and its divergence).
 DIAGNOSTIC_COLUMNS = ["diverged_at_median", "grad_norm_max", *EXTREMES]
-TABLE_COLUMNS = ["test_accuracy_mean", "test_accuracy_std", "test_accuracy_completed_mean", "test_macro_accuracy_mean",
+TABLE_COLUMNS = ["test_accuracy_mean", "test_accuracy_std", "test_accuracy_range", "test_accuracy_completed_mean", "test_macro_accuracy_mean",
                  "val_accuracy_mean", "n", "n_diverged", "steps_mean", "n_params", "state_size", *DIAGNOSTIC_COLUMNS,
                  *TIMING_COLUMNS]
 ACCURACIES = ["test_accuracy", "test_macro_accuracy", "val_accuracy"]
@@ -123,10 +123,11 @@ def scored(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def aggregate(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per group of `keys`: accuracy mean and std over all seeds (a diverged seed counts 0), test accuracy
+    """Per group of `keys`: accuracy mean, std and max - min over all seeds (a diverged seed counts 0), test accuracy
     over the completed seeds, n, n_diverged, sizes and timings."""
     out = scored(df).groupby(keys, dropna=False, sort=True).agg(
         test_accuracy_mean=("test_accuracy", "mean"), test_accuracy_std=("test_accuracy", "std"),
+        test_accuracy_range=("test_accuracy", lambda a: a.max() - a.min()),
         test_accuracy_completed_mean=("completed_test_accuracy", "mean"),
         test_macro_accuracy_mean=("test_macro_accuracy", "mean"), val_accuracy_mean=("val_accuracy", "mean"),
         n=("seed", "size"), n_diverged=("diverged", "sum"), steps_mean=("steps", "mean"),
@@ -191,6 +192,7 @@ def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
     shown = pd.DataFrame({k: tab[k].map(str) for k in keys})
     stats = tab[["test_accuracy_mean", "test_accuracy_std"]].itertuples(index=False)
     shown["test accuracy"] = [accuracy_text(*row) for row in stats]
+    shown["seed range"] = tab["test_accuracy_range"].map("{:.4f}".format)
     shown["completed seeds"] = tab["test_accuracy_completed_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["val accuracy"] = tab["val_accuracy_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["diverged"] = [f"{d}/{n}" for d, n in zip(tab["n_diverged"], tab["n"])]
@@ -294,6 +296,21 @@ def mixed_versions(df: pd.DataFrame) -> list[str]:
             f"rerun the sweep with the current code to regenerate the older cells"]
 
 
+def select_where(df: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
+    """The rows whose config matches every 'KEY=V1,V2' condition (values compared as the table prints
+    them, e.g. 'exp', '1.05', 'True'); ValueError naming a malformed condition or an unknown key."""
+    for condition in conditions:
+        key, sep, values = condition.partition("=")
+        if not sep or not values:
+            raise ValueError(f"--where {condition!r}: expected KEY=VALUE[,VALUE...], e.g. model.mixer.phi=exp,identity")
+        check_keys(df, [key])
+        allowed = values.split(",")
+        df = df[df[key].map(str).isin(allowed)]
+        if df.empty:
+            raise ValueError(f"--where {condition}: no record has {key} in {allowed}")
+    return df.reset_index(drop=True)
+
+
 def check_keys(df: pd.DataFrame, keys: list[str]) -> None:
     for key in keys:
         if key not in config_columns(df):
@@ -325,12 +342,14 @@ class Report:
 
 
 def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[str] | None = None,
-                wandb: str | None = None, mad: bool = False) -> Report:
-    """Load the records under `dirs`, write the table and figures under `out`; ValueError if none load."""
+                wandb: str | None = None, mad: bool = False, where: list[str] = ()) -> Report:
+    """Load the records under `dirs` (those matching every `where` condition), write the table and figures
+    under `out`; ValueError if none load."""
     df, problems = load(dirs)
     problems += unfinished(dirs)
     if df.empty:
         raise ValueError(f"no finished run records under {', '.join(map(str, dirs))}")
+    df = select_where(df, list(where))
     problems += mixed_versions(df)
     check_keys(df, [k for k in [x, *(heat or [])] if k])
     tab, cell, over = build(df)
