@@ -1,4 +1,4 @@
-"""Report figures: accuracy against a swept key, a heat map of two keys, training curves."""
+"""Report figures: accuracy and divergence steps against a swept key, a heat map of two keys, training curves."""
 
 from __future__ import annotations
 
@@ -123,4 +123,28 @@ def curves_figure(records: pd.DataFrame, series: list[str], title: str) -> Figur
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
     loss_ax.legend(fontsize="small")
+    return fig
+
+
+def divergence_figure(records: pd.DataFrame, x: str, series: list[str], title: str) -> Figure:
+    """The step at which each run diverged against `x`, one colour per series (log steps); runs that did
+    not diverge as hollow circles at the step they stopped, so 'never diverged' reads at a glance."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    order = sorted(records[x].unique(), key=str)
+    groups = records.groupby(series, sort=True) if series else [((), records)]
+    width = 0.25 * (min(np.diff(sorted(map(float, order)))) if numeric(records[x]) and len(order) > 1 else 1.0)
+    for i, (_, runs) in enumerate(groups):
+        color = f"C{i % 10}"
+        shift = width * (i - (len(groups) - 1) / 2) / max(len(groups), 1)
+        bad, done = runs[runs["status"] == "diverged"], runs[runs["status"] == "completed"]
+        ax.plot(x_positions(bad[x], order) + shift, bad["diverged_at"], "x", color=color, markersize=8,
+                label=label(runs.iloc[0], series))
+        ax.plot(x_positions(done[x], order) + shift, done["steps"], "o", mfc="none", color=color, alpha=0.6)
+    ax.plot([], [], "o", mfc="none", color="grey", label="did not diverge (at its last step)")
+    set_x_axis(ax, records[x], order, x)
+    ax.set_yscale("log")
+    ax.set_ylabel("step of divergence (x) or last step (o)")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
     return fig

@@ -248,7 +248,8 @@ def figure_data(df: pd.DataFrame, cell: list[str], over: list[str],
 
 def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
                   x: str | None = None, heat: list[str] | None = None) -> list[Path]:
-    """accuracy_vs_<x>.png, heatmap_<rows>_<cols>.png (when two keys vary) and curves.png under `out`."""
+    """accuracy_vs_<x>.png, divergence_vs_<x>.png (when a run diverged), heatmap_<rows>_<cols>.png (when two
+    keys vary) and curves.png under `out`."""
     from cdyn_bench import figures
 
     swept = varying(df, cell)
@@ -259,6 +260,8 @@ def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
     if over:
         title += f"; every {x}" if x in over else f"; best {', '.join(over)} per point on validation"
     made = {f"accuracy_vs_{x}.png": figures.accuracy_figure(runs, summary, x, series, title)}
+    if (runs["status"] == "diverged").any():
+        made[f"divergence_vs_{x}.png"] = figures.divergence_figure(runs, x, series, title)
     heat = heat or (swept + over)[:2]
     if len(heat) == 2:
         rest = [k for k in swept + over if k not in heat]

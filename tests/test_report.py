@@ -135,7 +135,7 @@ def test_report_writes_tables_and_figures(grid, tmp_path):
     out = tmp_path / "out"
     report = make_report([grid], out, heat=["model.name", "train.lr"])
     names = sorted(p.name for p in report.files)
-    assert names == ["accuracy_vs_train.lr.png", "curves.png", "heatmap_model.name_train.lr.png",
+    assert names == ["accuracy_vs_train.lr.png", "curves.png", "divergence_vs_train.lr.png", "heatmap_model.name_train.lr.png",
                      "table.csv", "table.md", "table.parquet"]
     assert all((out / n).stat().st_size > 0 for n in names)
     pd.testing.assert_frame_equal(pd.read_parquet(out / "table.parquet"), report.table)
@@ -208,3 +208,51 @@ def test_mad_score_is_the_mean_over_settings_of_the_best_on_validation(tmp_path)
     (row,) = report.mad.to_dict("records")
     assert row["settings"] == 2 and row["mad_score"] == pytest.approx((0.9 + 0.7) / 2)
     assert (tmp_path / "report" / "mad_score.md").exists()
+
+
+def test_the_table_reports_the_spread_of_seeds_as_std_and_range(grid):
+    df, _ = load([grid])
+    summary = aggregate(df, ["model.name", "train.lr"]).set_index(["model.name", "train.lr"])
+    assert summary.loc[("gated", 3e-3), "test_accuracy_range"] == pytest.approx(0.02)
+    assert summary.loc[("softmax", 3e-3), "test_accuracy_range"] == pytest.approx(0.95)  # diverged seeds count 0
+    assert "seed range" in markdown(*build(df)[:2]).splitlines()[0]
+
+
+def test_diagnostics_are_the_largest_over_evaluations_divergence_and_seeds(tmp_path):
+    extremes = {"log_alpha_max": 1.0, "score_abs_max": 2.0, "log_eta_max": 3.0, "log_eig_abs_max": 0.0}
+    a = fake_run(tmp_path, "gated", 1e-3, 0, val=0.5, test=0.5)
+    a.history = [{**row, **extremes, "log_alpha_max": 1.0 + i} for i, row in enumerate(a.history)]
+    a.grad_norm_max = 4.0
+    write_result(a, tmp_path / a.run_dir)
+    b = fake_run(tmp_path, "gated", 1e-3, 1, val=0.5, test=0.5, status="diverged")
+    b.grad_norm_max, b.divergence = 1.0, {"step": 3, "loss": None, "grad_norm": 7.0, **extremes, "score_abs_max": 9.0}
+    write_result(b, tmp_path / b.run_dir)
+    (row,) = make_report([tmp_path], tmp_path / "report").table.to_dict("records")
+    assert row["grad_norm_max"] == 7.0 and row["diverged_at_median"] == 3
+    assert row["log_alpha_max"] == 2.0 and row["score_abs_max"] == 9.0 and row["log_eta_max"] == 3.0
+    # A non-finite gradient norm at the divergence (stored as null) leaves the run's largest unknown.
+    b.divergence["grad_norm"] = None
+    write_result(b, tmp_path / b.run_dir)
+    df, _ = load([tmp_path])
+    assert math.isnan(df.set_index("seed").loc[1, "grad_norm_max"])
+
+
+def test_where_keeps_the_matching_records_and_names_a_bad_condition(grid, tmp_path):
+    report = make_report([grid], tmp_path / "r", where=["model.name=gated"])
+    assert list(report.table["model.name"]) == ["gated"]
+    report = make_report([grid], tmp_path / "r", where=["train.lr=0.001", "model.name=gated,softmax"])
+    assert sorted(report.table["model.name"]) == ["gated", "softmax"] and "train.lr" not in report.keys
+    for bad, message in [("model.name", "expected KEY=VALUE"), ("model.nme=gated", "not a config key"),
+                         ("model.name=s6", "no record has model.name in")]:
+        with pytest.raises(ValueError, match=message):
+            make_report([grid], tmp_path / "r", where=[bad])
+    out = subprocess.run([CDYN_REPORT, str(grid), "--out", str(tmp_path / "c"), "--where", "model.name=s6"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr.strip().count("\n") == 0 and "model.name" in out.stderr
+
+
+def test_a_divergence_figure_is_drawn_when_a_run_diverged(grid, tmp_path):
+    files = make_report([grid], tmp_path / "r", x="train.lr").files
+    assert tmp_path / "r" / "divergence_vs_train.lr.png" in files
+    calm = make_report([grid], tmp_path / "calm", where=["model.name=gated"]).files
+    assert not any(p.name.startswith("divergence") for p in calm)

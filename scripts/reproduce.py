@@ -1,0 +1,128 @@
+"""Reproduce the paper's findings: run each experiment's sweeps (resumable), then write its reports.
+
+Each finding is one or more sweeps (conf/experiment/<sweep>.yaml) whose records go to
+results/findings/<sweep>/records, and reports made from them by cdyn-report. A rerun skips every
+cell with a finished record of the current numerics version, so an interrupted reproduction
+continues where it stopped (on this machine or another, from the committed records).
+
+    python scripts/reproduce.py                       # every finding, then the reports
+    python scripts/reproduce.py normalization         # one finding
+    python scripts/reproduce.py --report-only         # tables and figures from the committed records
+    python scripts/reproduce.py --quick               # one seed, a few cells each, under outputs/quick
+
+--quick is a smoke test of the whole pipeline (one seed, one learning rate, a few cells of each
+experiment, 60 steps), written under outputs/quick, never under results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "findings"
+
+
+@dataclass
+class Report:
+    """One cdyn-report call: the sweeps whose records it reads, where it writes, its options."""
+
+    sweeps: list[str]
+    out: str
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Finding:
+    sweeps: list[str]
+    reports: list[Report]
+    quick: dict[str, list[str]]  # per sweep, the overrides that cut it to a few cells for --quick
+
+
+FINDINGS = {
+    "normalization": Finding(
+        sweeps=["normalization", "normalization_boundaries"],
+        reports=[
+            Report(["normalization"], "normalization", ["--x", "model.mixer.eta"]),
+            Report(["normalization", "normalization_boundaries"], "normalization/boundaries",
+                   ["--where", "model.mixer.A=identity", "--where", "model.mixer.phi=exp", "--x", "model.mixer.eta"]),
+        ],
+        quick={"normalization": ["model.mixer.phi=exp", "+evolution=identity_rotary"],
+               "normalization_boundaries": ["+condition=no_clip"]},
+    ),
+    "unstable_evolution": Finding(
+        sweeps=["unstable_evolution", "unstable_evolution_boundaries"],
+        reports=[
+            Report(["unstable_evolution"], "unstable_evolution", ["--x", "model.mixer.gamma"]),
+            Report(["unstable_evolution", "unstable_evolution_boundaries"], "unstable_evolution/boundaries",
+                   ["--where", "model.mixer.gamma=1.05", "--x", "model.mixer.eta"]),
+            Report(["unstable_evolution", "unstable_evolution_boundaries"], "unstable_evolution/seq_len",
+                   ["--where", "model.mixer.gamma=1.05", "--where", "train.grad_clip=1.0", "--where",
+                    "model.pre_norm=True", "--where", "model.n_layers=2", "--x", "task.seq_len"]),
+        ],
+        quick={"unstable_evolution": ["model.mixer.gamma=1.05", "model.mixer.phi=exp"],
+               "unstable_evolution_boundaries": ["model.mixer.phi=exp", "+condition=seq_len_128"]},
+    ),
+    "key_scaling": Finding(
+        sweeps=["key_scaling", "key_scaling_noisy_icr"],
+        reports=[
+            Report(["key_scaling"], "key_scaling", ["--x", "model.mixer.head_dim"]),
+            Report(["key_scaling_noisy_icr"], "key_scaling/noisy_icr", ["--x", "model.mixer.head_dim"]),
+        ],
+        quick={"key_scaling": ["model=softmax", "model.mixer.head_dim=16,64"],
+               "key_scaling_noisy_icr": ["model=softmax", "model.mixer.head_dim=16,64"]},
+    ),
+}
+QUICK = ["seed=0", "train.lr=3e-3", "train.max_steps=60", "train.eval_every=30", "task.num_val=256", "task.num_test=256"]
+
+
+def sh(command: list[str]) -> None:
+    print("$ " + shlex.join(command), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def records(root: Path, sweep: str) -> Path:
+    return root / sweep / "records"
+
+
+def run_sweep(sweep: str, root: Path, overrides: list[str]) -> None:
+    sh(["cdyn-run", f"+experiment={sweep}", "hydra/launcher=parallel", f"hydra.sweep.dir={records(root, sweep)}",
+        "progress=false", "wandb=disabled", *overrides])
+
+
+def make_report(report: Report, root: Path) -> None:
+    dirs = [str(records(root, s)) for s in report.sweeps if records(root, s).exists()]
+    if dirs:
+        sh(["cdyn-report", *dirs, "--out", str(root / report.out), *report.options])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("findings", nargs="*", metavar="FINDING", help=f"any of {', '.join(FINDINGS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="one seed, a few cells, under outputs/quick")
+    parser.add_argument("--report-only", action="store_true", help="only the reports, from the existing records")
+    parser.add_argument("--root", type=Path, help="where records and reports go (default: results/findings; "
+                                                  "outputs/quick with --quick)")
+    args = parser.parse_args()
+    unknown = [f for f in args.findings if f not in FINDINGS]
+    if unknown:
+        parser.error(f"finding {unknown[0]!r}: allowed: {', '.join(FINDINGS)}")
+    root = args.root or (ROOT / "outputs" / "quick" if args.quick else RESULTS)
+    start = time.perf_counter()
+    for name in args.findings or list(FINDINGS):
+        finding = FINDINGS[name]
+        if not args.report_only:
+            for sweep in finding.sweeps:
+                run_sweep(sweep, root, QUICK + finding.quick[sweep] if args.quick else [])
+        for report in finding.reports:
+            make_report(report, root)
+    print(f"reproduce: done in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
