@@ -97,6 +97,14 @@ def test_bad_train_and_mixer_values_name_the_key(override, message):
     assert "\n" not in str(err.value)
 
 
+def flat(tree: dict, prefix: str = "") -> dict:
+    """{'a.b': 1} from {'a': {'b': 1}}."""
+    out = {}
+    for key, value in tree.items():
+        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
 def first_and_last_cells(experiment: str) -> list[list[str]]:
     jobs = sweep_jobs(f"+experiment={experiment}")
     return [jobs[0], jobs[-1]] if jobs else [[f"+experiment={experiment}"]]
@@ -114,5 +122,8 @@ def test_every_experiment_and_its_sweep_cells_compose(experiment):
                 assert cfg.model.name == value
             elif key.startswith("mad_setting/"):
                 assert cfg.task.name == value.split("-")[0]
+            elif key in ("evolution", "condition"):
+                for dotted, set_to in flat(conf_file(key, value)).items():
+                    assert cfg.lookup(dotted) == set_to, (override, dotted)
             elif key != "experiment":
                 assert cfg.lookup(key) == yaml.safe_load(value), override

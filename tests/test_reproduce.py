@@ -1,0 +1,51 @@
+"""scripts/reproduce.py: every finding's sweeps and quick cuts compose; --quick runs the pipeline end to end (slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import compose, group_names
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "reproduce.py"
+spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
+reproduce = sys.modules["reproduce"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(reproduce)
+
+
+def single(override: str) -> str:
+    """A sweep override cut to its first value (compose takes one value per key)."""
+    key, _, values = override.partition("=")
+    return f"{key}={values.split(',')[0]}"
+
+
+@pytest.mark.parametrize("name", list(reproduce.FINDINGS))
+def test_every_sweep_is_an_experiment_and_its_quick_cut_composes(name):
+    finding = reproduce.FINDINGS[name]
+    assert set(finding.quick) == set(finding.sweeps) <= set(group_names("experiment"))
+    assert {s for r in finding.reports for s in r.sweeps} <= set(finding.sweeps)
+    for sweep in finding.sweeps:
+        cfg = compose(f"+experiment={sweep}", *map(single, reproduce.QUICK + finding.quick[sweep]))
+        assert cfg.seed == 0 and cfg.train.max_steps == 60 and cfg.sweep_name == sweep
+
+
+@pytest.mark.parametrize("condition", group_names("condition"))
+def test_every_condition_composes_with_a_boundaries_experiment(condition):
+    compose("+experiment=normalization_boundaries", f"+condition={condition}")
+
+
+def test_an_unknown_finding_is_one_line_naming_it():
+    out = subprocess.run([sys.executable, str(SCRIPT), "normalisation"], capture_output=True, text=True)
+    assert out.returncode == 2 and "finding 'normalisation'" in out.stderr and "normalization" in out.stderr
+
+
+@pytest.mark.slow
+def test_quick_reproduction_runs_every_finding_and_writes_its_reports(tmp_path):
+    subprocess.run([sys.executable, str(SCRIPT), "--quick", "--root", str(tmp_path)], check=True, cwd=tmp_path)
+    for finding in reproduce.FINDINGS.values():
+        for report in finding.reports:
+            assert (tmp_path / report.out / "table.csv").exists(), report.out
