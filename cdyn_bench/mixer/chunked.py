@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cdyn_bench.choices import STABILISED
-from cdyn_bench.mixer.components import Evolution, augment, normalise, segsum
+from cdyn_bench.mixer.components import Evolution, State, augment, normalise, segsum
 from cdyn_bench.mixer.householder import householder_intra
 
 
@@ -98,15 +98,24 @@ def shifted(x: Tensor, step: int, fill: float) -> Tensor:
     return torch.cat([head, x[:, :, :-step]], dim=2)
 
 
+def prepend(x: Tensor, first: Tensor) -> Tensor:
+    """x (B, H, N, ...) with `first` (B, H, ...) as a chunk before the first."""
+    return torch.cat([first[:, :, None], x], dim=2)
+
+
 def entering_states(u: Tensor, total: Tensor, log_carry: Tensor | None, rho_end: Tensor,
-                    stabilise: bool) -> tuple[Tensor, Tensor]:
-    """States entering each chunk (B, H, N, n, dv) and their log scales (B, H, N).
+                    stabilise: bool, initial: State | None = None) -> tuple[Tensor, Tensor, State]:
+    """States entering each chunk (B, H, N, n, dv), their log scales (B, H, N), and the final State.
 
     A Hillis-Steele scan over chunks of S_c = exp(total_c) exp(log_carry_c) S_{c-1} + u_c, where u_c is
-    chunk c's own state at scale rho_end_c; log2(N) steps, every combined decay <= 1 for gates.
+    chunk c's own state at scale rho_end_c; log2(N) steps, every combined decay <= 1 for gates. An
+    initial state enters as a chunk before the first whose own state it is, with no decay of its own.
     """
     empty = float("-inf") if stabilise else 0.0
     d = log_carry if log_carry is not None else torch.zeros_like(total)[..., None]
+    if initial is not None:
+        u, rho_end = prepend(u, initial.S), prepend(rho_end, initial.m)
+        total, d = prepend(total, torch.zeros_like(total[:, :, 0])), prepend(d, torch.zeros_like(d[:, :, 0]))
     s, a, m = u, total, rho_end
     step = 1
     while step < u.shape[2]:
@@ -117,15 +126,17 @@ def entering_states(u: Tensor, total: Tensor, log_carry: Tensor | None, rho_end:
         s = decay[..., None] * s_prev + torch.exp(m - m_new)[..., None, None] * s
         a, d, m = a + a_prev, d + d_prev, m_new
         step *= 2
-    return shifted(s, 1, 0.0), shifted(m, 1, empty)
+    start = 1 if initial is not None else 0
+    return shifted(s, 1, 0.0)[:, :, start:], shifted(m, 1, empty)[:, :, start:], State(s[:, :, -1], m[:, :, -1])
 
 
 def scan_chunks(y_intra: Tensor, q_in: Tensor, u: Tensor, carry: Tensor, cs: Tensor, rho: Tensor,
-                stabilise: bool) -> tuple[Tensor, Tensor]:
-    """Outputs and row scales of every chunk, carrying the state S <- exp(cs_C) carry S + u chunk by chunk."""
+                stabilise: bool, initial: State | None = None) -> tuple[Tensor, Tensor, State]:
+    """Outputs and row scales of every chunk, carrying the state S <- exp(cs_C) carry S + u chunk by chunk
+    from `initial` (default empty); and the final State."""
     B, H, N, _, dv = y_intra.shape
-    s = y_intra.new_zeros(B, H, q_in.shape[-1], dv)
-    m_in = y_intra.new_full((B, H), float("-inf") if stabilise else 0.0)
+    s = initial.S if initial is not None else y_intra.new_zeros(B, H, q_in.shape[-1], dv)
+    m_in = initial.m if initial is not None else y_intra.new_full((B, H), float("-inf") if stabilise else 0.0)
     ys, ms = [], []
     for c in range(N):
         y, m = combine(y_intra[:, :, c], q_in[:, :, c], s, m_in, cs[:, :, c], rho[:, :, c], stabilise)
@@ -136,12 +147,16 @@ def scan_chunks(y_intra: Tensor, q_in: Tensor, u: Tensor, carry: Tensor, cs: Ten
         s = (torch.exp(m_in + total - m_out)[..., None, None] * (carry[:, :, c] @ s)
              + torch.exp(rho_end - m_out)[..., None, None] * u[:, :, c])
         m_in = m_out
-    return torch.stack(ys, 2), torch.stack(ms, 2)
+    return torch.stack(ys, 2), torch.stack(ms, 2), State(s, m_in)
 
 
 def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
-            eta_learned: Tensor | None = None, chunk_size: int = 64) -> Tensor:
-    """y (B, T, H, dv) computed chunk by chunk: phi = identity, eta in one, sum, learned, mlstm; O(T C)."""
+            eta_learned: Tensor | None = None, chunk_size: int = 64, initial: State | None = None,
+            return_state: bool = False) -> Tensor | tuple[Tensor, State]:
+    """y (B, T, H, dv) computed chunk by chunk: phi = identity, eta in one, sum, learned, mlstm; O(T C).
+
+    initial: the state to continue from (State; default empty); with return_state, (y, final State).
+    """
     T, C = q.shape[1], chunk_size
     stabilise = eta in STABILISED
     ls, li, lw = chunk_log_weights(evolution, q, C)
@@ -149,21 +164,27 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
     rho = lw.amax(-1).detach() if stabilise else torch.zeros_like(cs)
     wb = torch.exp(lw - rho[..., None])
     qc, bc, vc = to_chunks(q, C), to_chunks(b, C), to_chunks(augment(v, eta), C)
-    # One chunk has no state entering it: its output is the intra part at row scale rho (what combine
-    # gives with an empty state), and the state parts are not formed.
-    state = qc.shape[2] > 1
+    # One chunk with no state entering it and none asked for: its output is the intra part at row
+    # scale rho (what combine gives with an empty state), and the state parts are not formed.
+    state = qc.shape[2] > 1 or initial is not None or return_state
+
+    def output(y: Tensor, m: Tensor, final: State | None = None) -> Tensor | tuple[Tensor, State]:
+        y = normalise(from_chunks(y, T), from_chunks(m, T), eta, eta_learned)
+        return (y, final) if return_state else y
+
     if evolution.householder:
         k, beta = to_chunks(evolution.direction, C), to_chunks(evolution.beta, C)
         y_intra, q_in, u, carry = householder_intra(qc, bc, vc, k, beta, cs, wb, rho, state)
-        y, m = scan_chunks(y_intra, q_in, u, carry, cs, rho, stabilise) if state else (y_intra, rho)
-        return normalise(from_chunks(y, T), from_chunks(m, T), eta, eta_learned)
+        if not state:
+            return output(y_intra, rho)
+        return output(*scan_chunks(y_intra, q_in, u, carry, cs, rho, stabilise, initial))
     if evolution.diagonal is not None:
         log_d = to_chunks(evolution.diagonal, C)
         y_intra, q_in, u, log_carry = diagonal_intra(qc, bc, vc, log_d, ls, li, rho, stabilise, state)
     else:
         y_intra, q_in, u, log_carry = scalar_intra(qc, bc, vc, wb, state)
     if not state:
-        return normalise(from_chunks(y_intra, T), from_chunks(rho, T), eta, eta_learned)
-    s_in, m_in = entering_states(u, cs[..., -1], log_carry, rho[..., -1], stabilise)
+        return output(y_intra, rho)
+    s_in, m_in, final = entering_states(u, cs[..., -1], log_carry, rho[..., -1], stabilise, initial)
     y, m = combine(y_intra, q_in, s_in, m_in, cs, rho, stabilise)
-    return normalise(from_chunks(y, T), from_chunks(m, T), eta, eta_learned)
+    return output(y, m, final)

@@ -8,6 +8,7 @@ and a per-row log scale m_i that cancels in the ratio (see `STABILISED`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,19 @@ class Evolution:
     @property
     def householder(self) -> bool:
         return self.beta is not None
+
+
+class State(NamedTuple):
+    """The finite state of a linear-readout mixer after a prefix, at log scale m: the state is exp(m) S.
+
+    S: (B, H, n, dv) sum_j A_i...A_{j+1} b_j v_j^T, with one more value column, the causal sum
+    z = sum_j A_i...A_{j+1} b_j, when eta is in STABILISED; m: (B, H), zero unless eta is in
+    STABILISED. The convention of fla's naive references (initial_state / output_final_state) and
+    of Mamba's ssd_minimal (initial_states, final state).
+    """
+
+    S: Tensor
+    m: Tensor
 
 
 def segsum(log_a: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from cdyn_bench.mixer.chunked import chunked
 from cdyn_bench.choices import STABILISED
-from cdyn_bench.mixer.components import PHIS, Evolution, augment, divide_or_zero, normalise, segsum
+from cdyn_bench.mixer.components import PHIS, Evolution, State, augment, divide_or_zero, normalise, segsum
 
 
 def _causal(T: int, device: torch.device) -> Tensor:
@@ -180,14 +180,24 @@ def transition(S: Tensor, log_d: Tensor | None, beta: Tensor | None, k: Tensor |
     return S - beta[..., None, None] * k[..., None] * kS[..., None, :]
 
 
+def empty_state(q: Tensor, dv: int, eta: str) -> State:
+    """The state before the first token: S = 0 with dv (+1 for the causal sum) columns, m = -inf when stabilised."""
+    B, _, H, n = q.shape
+    m = q.new_full((B, H), float("-inf")) if eta in STABILISED else q.new_zeros(B, H)
+    return State(q.new_zeros(B, H, n, dv + (eta in STABILISED)), m)
+
+
 def recurrent(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
-              eta_learned: Tensor | None = None) -> Tensor:
-    """y (B, T, H, dv) stepping S_t = A_t S_{t-1} + i_t b_t v_t^T through time: phi = identity, O(T)."""
+              eta_learned: Tensor | None = None, initial: State | None = None,
+              return_state: bool = False) -> Tensor | tuple[Tensor, State]:
+    """y (B, T, H, dv) stepping S_t = A_t S_{t-1} + i_t b_t v_t^T through time: phi = identity, O(T).
+
+    initial: the state to continue from (State; default empty); with return_state, (y, final State).
+    """
     stabilise = eta in STABILISED
+    S, m = initial if initial is not None else empty_state(q, v.shape[-1], eta)
     v = augment(v, eta)
-    B, T, H, n = q.shape
-    S = q.new_zeros(B, H, n, v.shape[-1])
-    m = q.new_full((B, H), float("-inf")) if stabilise else q.new_zeros(B, H)
+    T = q.shape[1]
     per_step = zip(steps(q, T), steps(b, T), steps(v, T), steps(evolution.scalar, T), steps(evolution.log_i, T),
                    steps(evolution.diagonal, T), steps(evolution.beta, T), steps(evolution.direction, T))
     ys, ms = [], []
@@ -196,7 +206,8 @@ def recurrent(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, e
         S = decay[..., None, None] * transition(S, log_d, beta, k) + gain[..., None, None] * (b_t[..., None] * v_t[..., None, :])
         ys.append(torch.einsum("bhn,bhnd->bhd", q_t, S))
         ms.append(m)
-    return normalise(torch.stack(ys, 1), torch.stack(ms, 1), eta, eta_learned)
+    y = normalise(torch.stack(ys, 1), torch.stack(ms, 1), eta, eta_learned)
+    return (y, State(S, m)) if return_state else y
 
 
 FORMS = {"quadratic": quadratic, "recurrent": recurrent, "chunked": chunked}

@@ -1,0 +1,82 @@
+"""The finite state of linear-readout mixers: the state forms continue from an initial state and return
+the final one, a split pass equals one pass in every order of forms, and state_size counts the real state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from helpers import PRESETS, assert_close, compose
+from test_forms import perturb, random_knobs
+
+from cdyn_bench.choices import STABILISED
+from cdyn_bench.mixer import FORMS, CoeffMixer, reference
+from cdyn_bench.mixer.components import Evolution, State
+
+LINEAR = [p for p in PRESETS if compose(f"model={p}").model.mixer.phi == "identity"]
+T = 37
+SPLITS = [1, 16, 30]
+ORDERS = [("chunked", "recurrent"), ("recurrent", "chunked"), ("chunked", "chunked"), ("recurrent", "recurrent")]
+
+
+def part(x: torch.Tensor | None, steps: slice) -> torch.Tensor | None:
+    return None if x is None else x[:, steps]
+
+
+def evolution_part(evolution: Evolution, steps: slice) -> Evolution:
+    return Evolution(**{f.name: part(getattr(evolution, f.name), steps) for f in dataclasses.fields(evolution)})
+
+
+def components(cfg, d_model: int = 16, rotary: bool = False):
+    """q, b, v, A_t, learned eta of a perturbed float64 mixer on a random input of T steps."""
+    torch.manual_seed(0)
+    mixer = CoeffMixer(d_model, cfg, rotary)
+    perturb(mixer)
+    mixer = mixer.double()
+    u = torch.randn(2, T, d_model, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    with torch.no_grad():
+        return mixer, mixer.components(u)
+
+
+def run(form: str, cfg, q, b, v, evolution, eta_learned, steps: slice, initial: State | None = None):
+    options = {"chunk_size": cfg.chunk_size} if form == "chunked" else {}
+    return FORMS[form](part(q, steps), part(b, steps), part(v, steps), evolution_part(evolution, steps), cfg.phi,
+                       cfg.eta, part(eta_learned, steps), initial=initial, return_state=True, **options)
+
+
+def check_continuation(cfg, d_model: int = 16, rotary: bool = False) -> None:
+    """For every split point and order of forms: prefix then suffix from the prefix's final state equals the
+    definition over the whole sequence (float64), and the final states of both ways agree."""
+    _, (q, b, v, evolution, eta) = components(cfg, d_model, rotary)
+    y_ref = reference(q, b, v, evolution, cfg.phi, cfg.eta, eta)
+    _, whole = run("recurrent", cfg, q, b, v, evolution, eta, slice(0, T))
+    for split in SPLITS:
+        for first, second in ORDERS:
+            y1, state = run(first, cfg, q, b, v, evolution, eta, slice(0, split))
+            y2, final = run(second, cfg, q, b, v, evolution, eta, slice(split, T), state)
+            assert_close(f"{first} then {second} at {split}", y_ref, torch.cat([y1, y2], 1), 1e-10)
+            assert_close(f"final state, {first} then {second} at {split}",
+                         torch.exp(whole.m)[..., None, None] * whole.S, torch.exp(final.m)[..., None, None] * final.S,
+                         1e-10)
+
+
+@pytest.mark.parametrize("preset", LINEAR)
+def test_a_split_pass_equals_one_pass_for_every_linear_preset(preset):
+    model = compose(f"model={preset}", "model.d_model=16", "model.mixer.n_heads=2", "model.mixer.chunk_size=8").model
+    check_continuation(model.mixer, 16, rotary=model.pos_emb == "rotary")
+
+
+@pytest.mark.parametrize("seed", range(0, 50, 5))
+def test_a_split_pass_equals_one_pass_for_random_knobs(seed):
+    check_continuation(random_knobs(seed, 8), 8)
+
+
+@pytest.mark.parametrize("preset", LINEAR)
+def test_state_size_counts_the_real_state(preset):
+    model = compose(f"model={preset}", "model.d_model=16", "model.mixer.n_heads=2").model
+    mixer, (q, b, v, evolution, eta) = components(model.mixer, 16, rotary=model.pos_emb == "rotary")
+    _, state = run("recurrent", model.mixer, q, b, v, evolution, eta, slice(0, T))
+    real = state.S[0].numel() + (state.m[0].numel() if model.mixer.eta in STABILISED else 0)
+    conv = (model.mixer.conv_size - 1) * mixer.proj.out_features if model.mixer.conv_size else 0
+    assert mixer.state_size(T) == real + conv == mixer.state_size(10 * T)
