@@ -253,6 +253,8 @@ def help_text() -> str:
     rows += option_rows("task", "Tasks (task=NAME; then task.KEY=VALUE, every key below):", task_settings)
     rows += option_rows("train", "Training configs (train=NAME):")
     rows += option_rows("experiment", "Experiments (+experiment=NAME; each is a sweep):")
+    rows += option_rows("evolution", "Evolution choices (+evolution=NAME; A_t with the positions it needs):")
+    rows += option_rows("condition", "Conditions (+condition=NAME; one factor changed from an experiment's baseline):")
     rows += option_rows("hydra/launcher", "Launchers (hydra/launcher=NAME; Hydra's basic one runs a sweep's runs in turn):")
     rows += mad_setting_rows()
     rows += ["", "Hydra's own help, flags and the composed config: cdyn-run --hydra-help, cdyn-run --cfg job."]
