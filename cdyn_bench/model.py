@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from cdyn_bench.choices import TASK_READOUTS
 from cdyn_bench.config import ModelConfig
 from cdyn_bench.mixer.layer import CoeffMixer
+from cdyn_bench.mixer.stream import Cache
 from cdyn_bench.registry import check_choice
 
 NORMS = {"layer": nn.LayerNorm, "rms": nn.RMSNorm, "none": lambda d: nn.Identity()}
@@ -52,6 +53,12 @@ class Block(nn.Module):
         if self.mlp is not None:
             x = x + self.mlp(self.norm2(x))
         return x
+
+    def step(self, x: Tensor, cache: Cache | None) -> tuple[Tensor, Cache]:
+        """forward() for tokens that continue the prefix in `cache`; and the mixer's cache after them."""
+        y, cache = self.mixer.step(self.norm1(x), cache)
+        x = x + y
+        return (x + self.mlp(self.norm2(x)) if self.mlp is not None else x), cache
 
 
 class LastPositionDecoder(nn.Module):
@@ -102,6 +109,23 @@ class LanguageModel(nn.Module):
         mask = torch.ones(tokens.shape, dtype=torch.bool, device=tokens.device) if select is None else select
         logits = self.head(self.out_norm(self.decoder(h, mask)))
         return logits if select is not None else logits.view(*tokens.shape, -1)
+
+    def step(self, tokens: Tensor, caches: list[Cache] | None = None) -> tuple[Tensor, list[Cache]]:
+        """Logits (B, T, V) of tokens (B, T) that continue the prefix in `caches` (None: a new sequence), and
+        the caches after them, one per block: prefill with the prompt, then generate with T = 1. Equals
+        forward() over the whole sequence (a test checks it for every preset)."""
+        if self.decoder is not None:
+            raise ValueError("task.readout=last_position decodes from the whole sequence; it cannot be streamed")
+        caches = caches if caches is not None else [None] * len(self.blocks)
+        start = caches[0].position if caches[0] is not None else 0
+        x = self.embed(tokens)
+        if self.pos is not None:
+            x = x + self.pos.weight[start: start + tokens.shape[1]]
+        new = []
+        for block, cache in zip(self.blocks, caches):
+            x, cache = block.step(x, cache)
+            new.append(cache)
+        return self.head(self.norm(x)), new
 
     def state_size(self, seq_len: int) -> int:
         """Inference state of all mixers, floats per sequence."""

@@ -13,6 +13,7 @@ from test_forms import perturb, random_knobs
 from cdyn_bench.choices import STABILISED
 from cdyn_bench.mixer import FORMS, CoeffMixer, reference
 from cdyn_bench.mixer.components import Evolution, State
+from cdyn_bench.model import LanguageModel
 
 LINEAR = [p for p in PRESETS if compose(f"model={p}").model.mixer.phi == "identity"]
 T = 37
@@ -80,3 +81,67 @@ def test_state_size_counts_the_real_state(preset):
     real = state.S[0].numel() + (state.m[0].numel() if model.mixer.eta in STABILISED else 0)
     conv = (model.mixer.conv_size - 1) * mixer.proj.out_features if model.mixer.conv_size else 0
     assert mixer.state_size(T) == real + conv == mixer.state_size(10 * T)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_prefill_then_generation_equals_one_pass(preset):
+    """The model's own streaming step: a prompt, then one token at a time from the caches, gives the
+    logits of one forward pass over the whole sequence (float64), for every preset."""
+    model = LanguageModel(compose(f"model={preset}", "model.d_model=16", "model.mixer.n_heads=2",
+                                  "model.mixer.chunk_size=4").model, vocab_size=11)
+    perturb(model)
+    model = model.double().eval()
+    tokens = torch.randint(0, 11, (2, 13), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = model(tokens)
+        logits, caches = model.step(tokens[:, :6])
+        steps = [logits]
+        for t in range(6, 13):
+            logits, caches = model.step(tokens[:, t:t + 1], caches)
+            steps.append(logits)
+    assert_close(f"{preset} streamed", whole, torch.cat(steps, 1), 1e-10)
+    assert all(c.position == 13 for c in caches)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_state_is_finite_exactly_when_the_readout_is_linear(preset):
+    """A linear readout's cache holds state_size floats at any length; a nonlinear one's grows with L."""
+    cfg = compose(f"model={preset}", "model.d_model=16", "model.mixer.n_heads=2").model
+    mixer = LanguageModel(cfg, vocab_size=11).blocks[0].mixer
+    sizes = []
+    for L in (5, 20):
+        u = torch.randn(1, L, 16, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            sizes.append(mixer.step(u)[1].floats())
+    if mixer.finite_state:
+        assert sizes == [mixer.state_size(5), mixer.state_size(20)] and sizes[0] == sizes[1]
+    else:
+        assert sizes[1] > sizes[0] and sizes == [mixer.state_size(5), mixer.state_size(20)]
+
+
+@pytest.mark.parametrize("knobs", [
+    ("phi=exp", "eta=sum", "A=scalar_gate"), ("phi=softplus", "eta=learned", "A=fixed", "gamma=1.05"),
+    ("phi=exp", "eta=one", "A=fixed", "gamma=0.9"), ("phi=relu", "eta=abs_sum", "A=learned_scalar"),
+    ("phi=identity", "eta=abs_sum", "A=scalar_gate", "conv_size=4"),
+    ("phi=exp", "eta=mlstm", "A=scalar_gate", "gate=mlstm", "b=input_gate_key"),
+], ids="-".join)
+def test_a_kv_cache_with_scalar_decays_streams_exactly(knobs):
+    cfg = compose("model.d_model=16", "model.mixer.n_heads=2", *(f"model.mixer.{k}" for k in knobs)).model
+    model = LanguageModel(cfg, vocab_size=11)
+    perturb(model)
+    model = model.double().eval()
+    tokens = torch.randint(0, 11, (2, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits, caches = model.step(tokens[:, :4])
+        steps = [logits]
+        for t in range(4, 9):
+            logits, caches = model.step(tokens[:, t:t + 1], caches)
+            steps.append(logits)
+        assert_close(" ".join(knobs), model(tokens), torch.cat(steps, 1), 1e-10)
+    assert caches[0].floats() == model.blocks[0].mixer.state_size(9)
+
+
+def test_streaming_a_nonlinear_readout_with_diagonal_a_is_refused():
+    cfg = compose("model.d_model=16", "model.mixer.phi=exp", "model.mixer.eta=sum", "model.mixer.A=diag_gate").model
+    with pytest.raises(ValueError, match="diagonal or Householder A"):
+        LanguageModel(cfg, vocab_size=11).step(torch.zeros(1, 3, dtype=torch.long))

@@ -97,11 +97,18 @@ def coefficients(q: Tensor, b: Tensor, evolution: Evolution, phi: str, eta: str,
 
     eta_learned: (B, T, H) values of the learned normaliser, used when eta = 'learned'.
     """
-    if phi == "exp" and eta == "sum":
-        return torch.softmax(transported_scores(q, b, evolution), dim=-1)
     m = row_scale(evolution, q) if phi == "identity" and eta in (*STABILISED, "abs_sum") else None
     scores = transported_scores(q, b, evolution, m)
-    causal = _causal(scores.shape[-1], scores.device)
+    return readout(scores, _causal(scores.shape[-1], scores.device), phi, eta, eta_learned, m)
+
+
+def readout(scores: Tensor, causal: Tensor, phi: str, eta: str, eta_learned: Tensor | None = None,
+            m: Tensor | None = None) -> Tensor:
+    """(B, H, T, L) coefficients phi(score_ij) / eta_i from scores (B, H, T, L) where `causal` (T, L) is set,
+    zero elsewhere; m (B, H, T): the log scale the scores were divided by (phi = identity), or None.
+    phi = exp with eta = sum is a softmax over the row (its maximum subtracted)."""
+    if phi == "exp" and eta == "sum":
+        return torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
     alpha = PHIS[phi](scores.masked_fill(~causal, 0.0)).masked_fill(~causal, 0.0)
     if eta == "one":
         return alpha

@@ -14,13 +14,14 @@ from cdyn_bench.mixer.components import ETA_FS, FEATURE_MAPS, Evolution
 from cdyn_bench.mixer.config import MixerConfig
 from cdyn_bench.mixer.forms import FORMS, coefficients
 from cdyn_bench.mixer.gates import EvolutionParams
+from cdyn_bench.mixer.stream import Cache, cached_rows
 
 
-def rotate(x: Tensor, base: float = 10000.0) -> Tensor:
-    """Rotary position embedding of x (B, T, H, n) over pairs of channels; n must be even."""
+def rotate(x: Tensor, base: float = 10000.0, start: int = 0) -> Tensor:
+    """Rotary position embedding of x (B, T, H, n) at positions start.., over pairs of channels; n even."""
     T, n = x.shape[1], x.shape[-1]
     freqs = base ** (-torch.arange(0, n, 2, device=x.device, dtype=x.dtype) / n)
-    angles = torch.arange(T, device=x.device, dtype=x.dtype)[:, None] * freqs  # (T, n/2)
+    angles = torch.arange(start, start + T, device=x.device, dtype=x.dtype)[:, None] * freqs  # (T, n/2)
     cos, sin = angles.cos()[None, :, None], angles.sin()[None, :, None]
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
@@ -102,12 +103,14 @@ class CoeffMixer(nn.Module):
         options = {"chunk_size": cfg.chunk_size} if self.form == "chunked" else {}
         self.run_form = functools.partial(FORMS[self.form], **options)
 
-    def qkv(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """q, k (B, T, H, n) and v (B, T, H, dv) after projection and short convolution."""
+    def qkv(self, u: Tensor, tail: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k (B, T, H, n) and v (B, T, H, dv) after projection and short convolution; `tail`: the
+        projected inputs (B, k-1, width) before u when a sequence continues (zeros: its start)."""
         B, T, _ = u.shape
         x = self.proj(u)
         if self.conv is not None:
-            x = F.silu(causal_conv(x, self.conv))
+            x = causal_conv(x if tail is None else torch.cat([tail, x], 1), self.conv)
+            x = F.silu(x[:, -T:])
         H, Hk, n = self.cfg.n_heads, self.qk_heads, self.n
         q, k, v = x.split([Hk * n, Hk * n, H * self.dv], dim=-1)
         q, k = q.view(B, T, Hk, n).expand(B, T, H, n), k.view(B, T, Hk, n).expand(B, T, H, n)
@@ -119,11 +122,13 @@ class CoeffMixer(nn.Module):
         b = dt[..., None] * k if source == "delta_B" else beta[..., None] * k if source == "beta_key" else k
         return b / math.sqrt(self.n) if self.cfg.scale_b else b
 
-    def components(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Evolution, Tensor | None]:
-        """q, b (B, T, H, n), v (B, T, H, dv), A_t and the learned eta (B, T, H) from u (B, T, d)."""
-        q, k, v = self.qkv(u)
+    def components(self, u: Tensor, cache: Cache | None = None) -> tuple[Tensor, Tensor, Tensor, Evolution, Tensor | None]:
+        """q, b (B, T, H, n), v (B, T, H, dv), A_t and the learned eta (B, T, H) from u (B, T, d); after the
+        prefix `cache` holds (positions and convolution inputs), if given."""
+        q, k, v = self.qkv(u, cache.conv if cache is not None else None)
         if self.rotary:
-            q, k = rotate(q), rotate(k)
+            start = cache.position if cache is not None else 0
+            q, k = rotate(q, start=start), rotate(k, start=start)
         psi = FEATURE_MAPS[self.cfg.psi]
         q = psi(q)
         k = psi(k) if self.cfg.b == "feature" else k
@@ -139,7 +144,35 @@ class CoeffMixer(nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         q, b, v, evolution, eta = self.components(u)
-        y = self.run_form(q, b, v, evolution, self.cfg.phi, self.cfg.eta, eta)
+        return self.finish(self.run_form(q, b, v, evolution, self.cfg.phi, self.cfg.eta, eta), u)
+
+    @property
+    def finite_state(self) -> bool:
+        """Whether the mixer continues a sequence from a finite State (else from a KV cache)."""
+        return self.cfg.phi == "identity" and self.cfg.eta in STATE_NORMALISERS
+
+    def step(self, u: Tensor, cache: Cache | None = None) -> tuple[Tensor, Cache]:
+        """Continue a sequence: the output for the tokens u (B, T, d) that follow the prefix in `cache`
+        (None: the sequence starts here), and the cache after them. A prefix then its continuation equals
+        forward() over the whole sequence; T = 1 is one generation step."""
+        cache = cache if cache is not None else Cache()
+        q, b, v, evolution, eta = self.components(u, cache)
+        new = Cache(position=cache.position + u.shape[1], scaled=self.cfg.eta in STABILISED)
+        if self.conv is not None:
+            x = self.proj(u)
+            tail = cache.conv if cache.conv is not None else x.new_zeros(x.shape[0], self.cfg.conv_size - 1, x.shape[-1])
+            new.conv = torch.cat([tail, x], 1)[:, -(self.cfg.conv_size - 1):]
+        if self.finite_state:
+            form = "recurrent" if u.shape[1] == 1 or self.form == "recurrent" else "chunked"
+            options = {"chunk_size": self.cfg.chunk_size} if form == "chunked" else {}
+            y, new.state = FORMS[form](q, b, v, evolution, self.cfg.phi, self.cfg.eta, eta, initial=cache.state,
+                                       return_state=True, **options)
+        else:
+            y, new.kv = cached_rows(q, b, v, evolution, self.cfg.phi, self.cfg.eta, eta, cache.kv)
+        return self.finish(y, u), new
+
+    def finish(self, y: Tensor, u: Tensor) -> Tensor:
+        """The block output from the heads' y (B, T, H, dv): norm and gate (in the configured order), projection."""
         y = y.flatten(2)  # (B, T, H*dv)
         if self.cfg.norm_before_gate:
             return self.out(self.gated(self.normed(y), u))
@@ -157,10 +190,13 @@ class CoeffMixer(nn.Module):
         return coefficients(q, b, evolution, self.cfg.phi, self.cfg.eta, eta)
 
     def state_size(self, seq_len: int) -> int:
-        """Floats per sequence needed at inference: the recurrent state (S, the causal sum z and its log
-        scale m) when phi is linear, else the KV cache; plus the short convolution's last inputs."""
+        """Floats per sequence needed at inference (what step()'s Cache holds; a test checks they agree):
+        the recurrent state (S, the causal sum z and its log scale m) when phi is linear, else the KV cache
+        (b_j and v_j, and with a scalar A or input gate each key's log offset and the running log decay);
+        plus the short convolution's last inputs."""
         H, n, dv, cfg = self.cfg.n_heads, self.n, self.dv, self.cfg
         conv = (cfg.conv_size - 1) * self.proj.out_features if cfg.conv_size else 0
-        if cfg.phi == "identity" and cfg.eta in STATE_NORMALISERS:
+        if self.finite_state:
             return conv + H * n * dv + (H * (n + 1) if cfg.eta in STABILISED else 0)
-        return conv + seq_len * (self.qk_heads * n + H * dv)
+        decays = cfg.A in ("fixed", "learned_scalar", "scalar_gate") or cfg.b == "input_gate_key"
+        return conv + seq_len * (self.qk_heads * n + H * dv) + ((seq_len + 1) * H if decays else 0)
