@@ -1,0 +1,116 @@
+"""Principle 1 measured: inference memory and time per generated token against context length, per preset.
+
+For each preset, cdyn-run's model (MQAR defaults, initialisation weights, batch 1) is prefilled with a
+prompt of L tokens through its own streaming step (LanguageModel.step), then generates tokens one at a
+time from its caches. Recorded per L: the floats the caches hold (what inference keeps: the finite
+state for a linear readout, the KV cache otherwise; summed over layers, measured from the tensors,
+not a formula), the time per generated token (fastest of the repeats), and, at the shortest L, the
+largest difference between the streamed logits and one forward pass over the whole sequence.
+
+    python scripts/finite_state.py       # writes results/finite_state/{finite_state.csv,.md,.png}
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from cdyn_bench.config import compose
+from cdyn_bench.model import LanguageModel
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "finite_state"
+PRESETS = ["softmax", "linear", "norm_attn", "retnet", "mamba2", "gla", "s6", "deltanet", "gated_deltanet",
+           "mlstm", "gated"]
+VOCAB = 256
+
+
+@torch.no_grad()
+def measure(preset: str, lengths: list[int], steps: int) -> list[dict]:
+    torch.manual_seed(0)
+    model = LanguageModel(compose(f"model={preset}", "task=mqar").model, VOCAB).eval()
+    rows = []
+    for L in lengths:
+        tokens = torch.randint(0, VOCAB, (1, L + steps), generator=torch.Generator().manual_seed(L))
+        logits, caches = model.step(tokens[:, :L])
+        times, streamed = [], [logits]
+        for t in range(L, L + steps):
+            start = time.perf_counter()
+            logits, caches = model.step(tokens[:, t:t + 1], caches)
+            times.append(time.perf_counter() - start)
+            streamed.append(logits)
+        row = {"preset": preset, "finite_state": all(b.mixer.finite_state for b in model.blocks), "context": L,
+               "cache_floats": sum(c.floats() for c in caches), "state_size": model.state_size(L + steps),
+               "ms_per_token": 1e3 * min(times)}
+        if L == lengths[0]:
+            row["max_abs_diff_vs_forward"] = float((model(tokens) - torch.cat(streamed, 1)).abs().max())
+        rows.append(row)
+        print(f"{preset:15s} L={L:5d} cache={row['cache_floats']:>10,} floats  {row['ms_per_token']:.2f} ms/token",
+              flush=True)
+    return rows
+
+
+def figure(df: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (mem, speed) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    for i, (preset, rows) in enumerate(df.groupby("preset", sort=False)):
+        style = {"color": f"C{i % 10}", "marker": "o", "linestyle": "-" if rows["finite_state"].iloc[0] else "--"}
+        mem.plot(rows["context"], rows["cache_floats"], label=preset, **style)
+        speed.plot(rows["context"], rows["ms_per_token"], **style)
+    for ax, label in ((mem, "floats held per sequence"), (speed, "ms per generated token (fastest)")):
+        ax.set(xscale="log", yscale="log", xlabel="context length L", ylabel=label)
+        ax.grid(alpha=0.3)
+    mem.legend(fontsize="small", title="solid: finite state, dashed: KV cache")
+    fig.suptitle("Inference from each preset's own streaming step (MQAR-default sizes, batch 1)", fontsize="medium")
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=PRESETS)
+    parser.add_argument("--lengths", nargs="+", type=int, default=[64, 256, 1024, 4096, 8192])
+    parser.add_argument("--steps", type=int, default=16, help="generated tokens per context length")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    df = pd.DataFrame([row for preset in args.presets for row in measure(preset, args.lengths, args.steps)])
+    args.out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(args.out / "finite_state.csv", index=False)
+    wide = df.pivot_table(index=["preset", "finite_state"], columns="context", values=["cache_floats", "ms_per_token"],
+                          sort=False)
+    lines = [
+        "# Finite state or KV cache: inference memory and time per token against context length",
+        "",
+        f"Produced by `python scripts/finite_state.py` ({args.threads} thread(s), {platform.machine()}, "
+        f"{os.cpu_count()} cores; {args.steps} generated tokens per length, fastest shown). Memory: floats the "
+        "streaming caches hold, summed over layers. Streamed logits against one forward pass at "
+        f"L = {args.lengths[0]}: largest |difference| "
+        f"{df['max_abs_diff_vs_forward'].max():.2e} over all presets (float32).",
+        "",
+        "## Floats held per sequence",
+        "",
+        wide["cache_floats"].reset_index().to_markdown(index=False),
+        "",
+        "## ms per generated token",
+        "",
+        wide["ms_per_token"].round(3).reset_index().to_markdown(index=False),
+        "",
+    ]
+    (args.out / "finite_state.md").write_text("\n".join(lines))
+    figure(df, args.out / "finite_state.png")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
