@@ -11,12 +11,14 @@ import torch
 from cdyn_bench import NUMERICS_VERSION, record
 from cdyn_bench.budget import check_memory
 from cdyn_bench.config import RunConfig, vocab_size
-from cdyn_bench.data import TaskData
+from cdyn_bench.data import TaskData, to_tensors
 from cdyn_bench.display import LiveDisplay, console
+from cdyn_bench.mixer.introspect import extremes_batch, noise_mass
 from cdyn_bench.model import LanguageModel
 from cdyn_bench.record import RunResult
 from cdyn_bench.sweep import available_cores
 from cdyn_bench.tracking import mirror_to_wandb
+from cdyn_bench.tasks.roles import NOISE, QUERY, token_roles
 from cdyn_bench.train import evaluate, train
 
 
@@ -44,6 +46,21 @@ def check_device_memory(cfg: RunConfig, device: torch.device, data: TaskData) ->
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         check_memory(cfg, data.seq_len, data.vocab_size, available=free, where=f"{device}")
+
+
+SELECTIVITY_SEQUENCES = 64
+
+
+def selectivity(model: LanguageModel, data: TaskData, cfg: RunConfig, device: torch.device) -> dict[str, float]:
+    """For tasks with noise tokens: the share of coefficient mass that query rows put on noise, from the
+    trained model's coefficients on the first test sequences (mean over layers, and the last layer)."""
+    if cfg.task.name != "noisy_icr" or cfg.task.params["frac_noise"] == 0:
+        return {}
+    k = min(SELECTIVITY_SEQUENCES, 8 * extremes_batch(model, data.seq_len))
+    inputs, targets = data.test.inputs[:k], data.test.targets[:k]
+    roles = torch.from_numpy(token_roles(cfg.task.name, cfg.task.params, inputs, targets)).to(device)
+    shares = noise_mass(model, to_tensors(inputs, device=device)[0], roles, NOISE, QUERY)
+    return {"noise_mass": sum(shares) / len(shares), "noise_mass_last_layer": shares[-1]}
 
 
 def run(cfg: RunConfig, root: Path) -> RunResult:
@@ -76,10 +93,12 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
                       f"largest log eta {at['log_eta_max']:.3g})")
 
     test = evaluate(model, data.test, cfg.train.eval_batch_size, device)
+    test.update(selectivity(model, data, cfg, device))
     last = outcome.history[-1] if outcome.history else {}
     result = RunResult(
         config=config, config_hash=digest, status=outcome.status, seed=cfg.seed,
         metrics={"test_accuracy": test["accuracy"], "test_macro_accuracy": test["macro_accuracy"],
+                 **{k: test[k] for k in ("noise_mass", "noise_mass_last_layer") if k in test},
                  "val_accuracy": last.get("val_accuracy", float("nan")),
                  "train_loss": last.get("train_loss", float("nan"))},
         history=outcome.history, steps=outcome.steps, diverged_at=outcome.diverged_at,

@@ -141,3 +141,21 @@ def extremes_batch(model: nn.Module, seq_len: int, budget: int = 1 << 22) -> int
     per_sequence = max(block.mixer.cfg.n_heads * seq_len * seq_len
                        * (block.mixer.n if block.mixer.cfg.A == "diag_gate" else 1) for block in model.blocks)
     return max(1, min(8, budget // per_sequence))
+
+
+@torch.no_grad()
+def noise_mass(model: nn.Module, tokens: Tensor, roles: Tensor, noise: int, query: int) -> list[float]:
+    """Per layer, the share of coefficient mass sum_j |alpha_ij| that query rows i put on noise tokens j,
+    over heads and sequences: tokens, roles (B, L) with the task's role codes (tasks.roles)."""
+    was_training = model.training
+    model.eval()
+    try:
+        shares = []
+        for mixer, u in mixer_inputs(model, tokens):
+            alpha = inspect_mixer(mixer, u)["alpha"].abs()  # (B, H, L, L)
+            rows = (roles == query)[:, None, :, None]
+            on_noise = (alpha * (roles == noise)[:, None, None, :]).sum(-1, keepdim=True)
+            shares.append(float((on_noise * rows).sum() / (alpha.sum(-1, keepdim=True) * rows).sum()))
+    finally:
+        model.train(was_training)
+    return shares
