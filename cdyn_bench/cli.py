@@ -105,8 +105,12 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                         help="sweep or run directories, searched for result.json")
     parser.add_argument("--out", type=Path, help="where tables and figures go (default: <first DIR>/report)")
-    parser.add_argument("--x", help="config key for the x axis of the accuracy figure (default: a swept key)")
+    parser.add_argument("--x", help="config key for the x axis of the accuracy figure (default: a swept key), or "
+                                    "state_size / n_params (the recall vs state-size frontier)")
     parser.add_argument("--heat", nargs=2, metavar=("ROWS", "COLS"), help="two config keys for the heat map")
+    parser.add_argument("--series", nargs="+", metavar="KEY",
+                        help="config keys whose values make the lines of the accuracy figure (default: every other "
+                             "swept key)")
     parser.add_argument("--wandb", nargs="?", const="offline", choices=("offline", "online"),
                         help="also log table and figures to W&B (offline unless 'online'; WANDB_MODE wins)")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=V1,V2",
@@ -129,7 +133,7 @@ def report_main(argv: list[str] | None = None) -> None:
             report_parser().error(f"{d}: no such file or directory")
     try:
         report = make_report(args.dirs, args.out or args.dirs[0] / "report", args.x, args.heat, args.wandb,
-                             mad=args.mad_score, where=args.where)
+                             mad=args.mad_score, where=args.where, series=args.series)
     except ValueError as err:
         print(f"cdyn-report: error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -44,26 +44,27 @@ def set_x_axis(ax, values: pd.Series, order: list, key: str) -> None:
 
 
 def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series: list[str],
-                    title: str) -> Figure:
-    """Mean test accuracy over seeds (a diverged seed counts 0) against `x`, one line per series, a ±std
-    band, each completed seed as a dot, and diverged seeds as red crosses on the x axis."""
+                    title: str, metric: str = "test_accuracy", ylabel: str = "test accuracy") -> Figure:
+    """Mean test accuracy (or another per-run `metric` in [0, 1] with <metric>_mean/_std in `summary`) over
+    seeds (a diverged seed counts 0) against `x`, one line per series, a ±std band, each completed seed as
+    a dot, and diverged seeds as red crosses on the x axis."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     order = sorted(records[x].unique(), key=str)
     for i, (name, rows) in enumerate(summary.groupby(series, sort=True) if series else [((), summary)]):
         color, rows = f"C{i % 10}", rows.sort_values(x)
-        xs, mean = x_positions(rows[x], order), rows["test_accuracy_mean"]
-        std = rows["test_accuracy_std"].fillna(0)
+        xs, mean = x_positions(rows[x], order), rows[f"{metric}_mean"]
+        std = rows[f"{metric}_std"].fillna(0)
         ax.plot(xs, mean, "o-", color=color, label=label(rows.iloc[0], series))
         ax.fill_between(xs, (mean - std).clip(0, 1), (mean + std).clip(0, 1), color=color, alpha=0.2, linewidth=0)
         runs = records if not series else records.merge(rows[series].drop_duplicates(), on=series)
         done = runs[runs["status"] == "completed"]
-        ax.plot(x_positions(done[x], order), done["test_accuracy"], ".", color=color, alpha=0.6)
+        ax.plot(x_positions(done[x], order), done[metric], ".", color=color, alpha=0.6)
         bad = runs[runs["status"] == "diverged"]
         ax.plot(x_positions(bad[x], order), np.zeros(len(bad)), **DIVERGED_STYLE)
     if (records["status"] == "diverged").any():
         ax.plot([], [], label="diverged run", **DIVERGED_STYLE)
     set_x_axis(ax, records[x], order, x)
-    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_ylabel(f"{ylabel} (mean ± std over seeds)")
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3)

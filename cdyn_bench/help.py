@@ -255,6 +255,9 @@ def help_text() -> str:
     rows += option_rows("experiment", "Experiments (+experiment=NAME; each is a sweep):")
     rows += option_rows("evolution", "Evolution choices (+evolution=NAME; A_t with the positions it needs):")
     rows += option_rows("condition", "Conditions (+condition=NAME; one factor changed from an experiment's baseline):")
+    rows += option_rows("order_task", "Order-dependent tasks (+order_task=NAME; the position experiment):")
+    rows += option_rows("mqar_setting", "MQAR settings (+mqar_setting=NAME; the mqar_frontier experiment):")
+    rows += option_rows("depth_cell", "Depth cells (+depth_cell=NAME; the depth experiment):")
     rows += option_rows("hydra/launcher", "Launchers (hydra/launcher=NAME; Hydra's basic one runs a sweep's runs in turn):")
     rows += mad_setting_rows()
     rows += ["", "Hydra's own help, flags and the composed config: cdyn-run --hydra-help, cdyn-run --cfg job."]

@@ -14,6 +14,8 @@ from cdyn_bench.choices import EXTREMES
 from cdyn_bench.record import RESULT, RunResult, read_result
 
 METRICS = ["test_accuracy", "test_macro_accuracy", "val_accuracy", "train_loss"]
+# The share of coefficient mass query rows put on noise tokens (noisy_icr runs; cdyn_bench.run.selectivity).
+SELECTIVITY = ["noise_mass", "noise_mass_last_layer"]
 RUN_COLUMNS = ["status", "seed", "steps", "diverged_at", "grad_norm_max", "wall_seconds", "train_seconds", "tokens_per_s",
                "n_params", "state_size", "config_hash", "run_dir", "numerics_version", "num_threads"]
 NAME_KEYS = ["task.name", "model.name"]
@@ -30,7 +32,7 @@ TIMING_COLUMNS = ["train_seconds_mean", "wall_seconds_mean", "tokens_per_s_mean"
 DIAGNOSTIC_COLUMNS = ["diverged_at_median", "grad_norm_max", *EXTREMES]
 TABLE_COLUMNS = ["test_accuracy_mean", "test_accuracy_std", "test_accuracy_range", "test_accuracy_completed_mean", "test_macro_accuracy_mean",
                  "val_accuracy_mean", "n", "n_diverged", "steps_mean", "n_params", "state_size", *DIAGNOSTIC_COLUMNS,
-                 *TIMING_COLUMNS]
+                 "noise_mass_mean", "noise_mass_std", "noise_mass_last_layer_mean", *TIMING_COLUMNS]
 ACCURACIES = ["test_accuracy", "test_macro_accuracy", "val_accuracy"]
 
 
@@ -61,7 +63,7 @@ def flatten(result: RunResult) -> dict:
     if at:
         grad = at.get("grad_norm")
         run["grad_norm_max"] = max(result.grad_norm_max, grad) if grad is not None else math.nan
-    metrics = {m: result.metrics.get(m, math.nan) for m in METRICS}
+    metrics = {m: result.metrics.get(m, math.nan) for m in METRICS + SELECTIVITY}
     return {**config, **run, **metrics, **run_extremes(result), "history": result.history}
 
 
@@ -78,7 +80,7 @@ def load(dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in RUN_COLUMNS + METRICS + list(EXTREMES) + ["history"]]
+    return [c for c in df.columns if c not in RUN_COLUMNS + METRICS + SELECTIVITY + list(EXTREMES) + ["history"]]
 
 
 def implied(df: pd.DataFrame, column: str, swept: list[str]) -> bool:
@@ -124,8 +126,9 @@ def scored(df: pd.DataFrame) -> pd.DataFrame:
 
 def aggregate(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per group of `keys`: accuracy mean, std and max - min over all seeds (a diverged seed counts 0), test accuracy
-    over the completed seeds, n, n_diverged, sizes and timings."""
-    out = scored(df).groupby(keys, dropna=False, sort=True).agg(
+    over the completed seeds, n, n_diverged, sizes and timings (a run column among the keys, e.g. state_size
+    for the frontier figure, stays a key)."""
+    columns = dict(
         test_accuracy_mean=("test_accuracy", "mean"), test_accuracy_std=("test_accuracy", "std"),
         test_accuracy_range=("test_accuracy", lambda a: a.max() - a.min()),
         test_accuracy_completed_mean=("completed_test_accuracy", "mean"),
@@ -134,9 +137,12 @@ def aggregate(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         n_params=("n_params", "first"), state_size=("state_size", "first"),
         diverged_at_median=("diverged_at", "median"), grad_norm_max=("grad_norm_max", "max"),
         **{key: (key, "max") for key in EXTREMES},
+        noise_mass_mean=("noise_mass", "mean"), noise_mass_std=("noise_mass", "std"),
+        noise_mass_last_layer_mean=("noise_mass_last_layer", "mean"),
         train_seconds_mean=("train_seconds", "mean"), wall_seconds_mean=("wall_seconds", "mean"),
         tokens_per_s_mean=("tokens_per_s", "mean"),
     )
+    out = scored(df).groupby(keys, dropna=False, sort=True).agg(**{k: v for k, v in columns.items() if k not in keys})
     return out.reset_index()
 
 
@@ -200,6 +206,9 @@ def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
     shown["max grad norm"] = tab["grad_norm_max"].map(significant)
     shown["max log|alpha|"] = tab["log_alpha_max"].map(significant)
     shown["max log eta"] = tab["log_eta_max"].map(significant)
+    if tab["noise_mass_mean"].notna().any():
+        shown["noise mass"] = tab["noise_mass_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+        shown["noise mass, last layer"] = tab["noise_mass_last_layer_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["state size"] = tab["state_size"].map("{:,}".format)
     shown["params"] = tab["n_params"].map("{:,}".format)
     shown["steps"] = tab["steps_mean"].map("{:.0f}".format)
@@ -247,19 +256,23 @@ def figure_data(df: pd.DataFrame, cell: list[str], over: list[str],
 
 
 def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
-                  x: str | None = None, heat: list[str] | None = None) -> list[Path]:
-    """accuracy_vs_<x>.png, divergence_vs_<x>.png (when a run diverged), heatmap_<rows>_<cols>.png (when two
-    keys vary) and curves.png under `out`."""
+                  x: str | None = None, heat: list[str] | None = None, series: list[str] | None = None) -> list[Path]:
+    """accuracy_vs_<x>.png (one line per value of the `series` keys; default every other swept key),
+    noise_mass_vs_<x>.png (noisy_icr runs), divergence_vs_<x>.png (when a run diverged),
+    heatmap_<rows>_<cols>.png (when two keys vary) and curves.png under `out`."""
     from cdyn_bench import figures
 
     swept = varying(df, cell)
     x = x or default_x(df, swept, over)
     runs, summary = figure_data(df, cell, over, [x])
-    series = [k for k in swept + (over if x in over else []) if k != x]
+    series = series or [k for k in swept + (over if x in over else []) if k != x]
     title = describe(df)
     if over:
         title += f"; every {x}" if x in over else f"; best {', '.join(over)} per point on validation"
     made = {f"accuracy_vs_{x}.png": figures.accuracy_figure(runs, summary, x, series, title)}
+    if summary["noise_mass_mean"].notna().any():
+        made[f"noise_mass_vs_{x}.png"] = figures.accuracy_figure(
+            runs, summary, x, series, title, metric="noise_mass", ylabel="share of coefficient mass on noise")
     if (runs["status"] == "diverged").any():
         made[f"divergence_vs_{x}.png"] = figures.divergence_figure(runs, x, series, title)
     heat = heat or (swept + over)[:2]
@@ -314,10 +327,15 @@ def select_where(df: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def check_keys(df: pd.DataFrame, keys: list[str]) -> None:
+# Run columns a figure may use as its x axis besides config keys (the recall vs state-size frontier).
+RUN_AXES = ["state_size", "n_params"]
+
+
+def check_keys(df: pd.DataFrame, keys: list[str], axes: list[str] = ()) -> None:
     for key in keys:
-        if key not in config_columns(df):
-            raise ValueError(f"{key!r} is not a config key of these records; swept: {', '.join(swept_keys(df))}")
+        if key not in config_columns(df) and key not in axes:
+            raise ValueError(f"{key!r} is not a config key of these records; swept: {', '.join(swept_keys(df))}"
+                             + (f"; or one of {', '.join(axes)}" if axes else ""))
 
 
 def log_to_wandb(tab: pd.DataFrame, files: list[Path], group: str | None, mode: str, out: Path) -> None:
@@ -345,7 +363,8 @@ class Report:
 
 
 def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[str] | None = None,
-                wandb: str | None = None, mad: bool = False, where: list[str] = ()) -> Report:
+                wandb: str | None = None, mad: bool = False, where: list[str] = (),
+                series: list[str] | None = None) -> Report:
     """Load the records under `dirs` (those matching every `where` condition), write the table and figures
     under `out`; ValueError if none load."""
     df, problems = load(dirs)
@@ -354,9 +373,10 @@ def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[st
         raise ValueError(f"no finished run records under {', '.join(map(str, dirs))}")
     df = select_where(df, list(where))
     problems += mixed_versions(df)
-    check_keys(df, [k for k in [x, *(heat or [])] if k])
+    check_keys(df, [x] if x else [], RUN_AXES)
+    check_keys(df, [*(heat or []), *(series or [])])
     tab, cell, over = build(df)
-    files = write_tables(tab, cell + over, out) + write_figures(df, cell, over, out, x, heat)
+    files = write_tables(tab, cell + over, out) + write_figures(df, cell, over, out, x, heat, series)
     if mad:
         files += write_mad_score(tab, out)
     if wandb:

@@ -1,7 +1,8 @@
-"""Reproduce the paper's findings: run each experiment's sweeps (resumable), then write its reports.
+"""Reproduce the paper's findings and principles: run each experiment's sweeps (resumable), then its reports.
 
 Each finding is one or more sweeps (conf/experiment/<sweep>.yaml) whose records go to
-results/findings/<sweep>/records, and reports made from them by cdyn-report. A rerun skips every
+results/findings/<sweep>/records (the paper's three findings) or results/principles/<sweep>/records
+(the other principles and the MQAR frontier), and reports made from them by cdyn-report. A rerun skips every
 cell with a finished record of the current numerics version, so an interrupted reproduction
 continues where it stopped (on this machine or another, from the committed records).
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "results" / "findings"
+RESULTS = ROOT / "results"
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Finding:
     sweeps: list[str]
     reports: list[Report]
     quick: dict[str, list[str]]  # per sweep, the overrides that cut it to a few cells for --quick
+    folder: str = "findings"  # under results/: the paper's findings, or the other principles
 
 
 FINDINGS = {
@@ -77,6 +79,41 @@ FINDINGS = {
         quick={"key_scaling": ["model=softmax", "model.mixer.head_dim=16,64"],
                "key_scaling_noisy_icr": ["model=softmax", "model.mixer.head_dim=16,64"]},
     ),
+    "readout_selectivity": Finding(
+        sweeps=["readout_selectivity"],
+        reports=[Report(["readout_selectivity"], "readout_selectivity", ["--x", "task.frac_noise"])],
+        quick={"readout_selectivity": ["model.mixer.phi=identity,exp", "task.frac_noise=0.6"]},
+        folder="principles",
+    ),
+    "position": Finding(
+        sweeps=["position", "position_conv"],
+        reports=[Report(["position", "position_conv"], f"position/{task}",
+                        ["--where", f"task.name={task}", "--heat", "model.mixer.A", "model.pos_emb",
+                         "--x", "model.mixer.A"]) for task in ("selective_copy", "icr")],
+        quick={"position": ["+order_task=selective_copy", "model.mixer.A=identity,scalar_gate", "model.pos_emb=none"],
+               "position_conv": ["+order_task=selective_copy", "model.mixer.A=identity"]},
+        folder="principles",
+    ),
+    "evolution_structure": Finding(
+        sweeps=["evolution_structure"],
+        reports=[Report(["evolution_structure"], "evolution_structure", ["--x", "task.num_kv_pairs"])],
+        quick={"evolution_structure": ["model.mixer.A=scalar_gate,householder", "task.num_kv_pairs=8"]},
+        folder="principles",
+    ),
+    "mqar_frontier": Finding(
+        sweeps=["mqar_frontier"],
+        reports=[Report(["mqar_frontier"], "mqar_frontier", ["--x", "state_size", "--series", "model.name",
+                                                             "task.seq_len"]),
+                 Report(["mqar_frontier"], "mqar_frontier/width", ["--x", "model.d_model"])],
+        quick={"mqar_frontier": ["model=softmax,gated", "model.d_model=32", "+mqar_setting=short"]},
+        folder="principles",
+    ),
+    "depth": Finding(
+        sweeps=["depth"],
+        reports=[Report(["depth"], "depth", ["--x", "model.n_layers"])],
+        quick={"depth": ["+depth_cell=position", "model.n_layers=1,2"]},
+        folder="principles",
+    ),
 }
 QUICK = ["seed=0", "train.lr=3e-3", "train.max_steps=60", "train.eval_every=30", "task.num_val=256", "task.num_test=256"]
 
@@ -106,16 +143,17 @@ def main() -> None:
     parser.add_argument("findings", nargs="*", metavar="FINDING", help=f"any of {', '.join(FINDINGS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="one seed, a few cells, under outputs/quick")
     parser.add_argument("--report-only", action="store_true", help="only the reports, from the existing records")
-    parser.add_argument("--root", type=Path, help="where records and reports go (default: results/findings; "
-                                                  "outputs/quick with --quick)")
+    parser.add_argument("--root", type=Path, help="where the findings/ and principles/ folders go (default: "
+                                                  "results; outputs/quick with --quick)")
     args = parser.parse_args()
     unknown = [f for f in args.findings if f not in FINDINGS]
     if unknown:
         parser.error(f"finding {unknown[0]!r}: allowed: {', '.join(FINDINGS)}")
-    root = args.root or (ROOT / "outputs" / "quick" if args.quick else RESULTS)
+    base = args.root or (ROOT / "outputs" / "quick" if args.quick else RESULTS)
     start = time.perf_counter()
     for name in args.findings or list(FINDINGS):
         finding = FINDINGS[name]
+        root = base / finding.folder
         if not args.report_only:
             for sweep in finding.sweeps:
                 run_sweep(sweep, root, QUICK + finding.quick[sweep] if args.quick else [])

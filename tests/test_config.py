@@ -122,8 +122,9 @@ def test_every_experiment_and_its_sweep_cells_compose(experiment):
                 assert cfg.model.name == value
             elif key.startswith("mad_setting/"):
                 assert cfg.task.name == value.split("-")[0]
-            elif key in ("evolution", "condition"):
-                for dotted, set_to in flat(conf_file(key, value)).items():
+            elif key in ("evolution", "condition", "order_task", "mqar_setting", "depth_cell"):
+                values = {k: v for k, v in conf_file(key, value).items() if k != "defaults"}
+                for dotted, set_to in flat(values).items():
                     assert cfg.lookup(dotted) == set_to, (override, dotted)
             elif key != "experiment":
                 assert cfg.lookup(key) == yaml.safe_load(value), override

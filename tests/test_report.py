@@ -256,3 +256,26 @@ def test_a_divergence_figure_is_drawn_when_a_run_diverged(grid, tmp_path):
     assert tmp_path / "r" / "divergence_vs_train.lr.png" in files
     calm = make_report([grid], tmp_path / "calm", where=["model.name=gated"]).files
     assert not any(p.name.startswith("divergence") for p in calm)
+
+
+def test_the_frontier_figure_puts_state_size_on_x_with_chosen_series(grid, tmp_path):
+    files = make_report([grid], tmp_path / "f", x="state_size", series=["model.name"]).files
+    assert tmp_path / "f" / "accuracy_vs_state_size.png" in files
+    with pytest.raises(ValueError, match="or one of state_size"):
+        make_report([grid], tmp_path / "f", x="size")
+    with pytest.raises(ValueError, match="not a config key"):
+        make_report([grid], tmp_path / "f", series=["state_size"])
+
+
+def test_noise_mass_is_averaged_per_cell_and_drawn(tmp_path):
+    for seed, share in enumerate([0.1, 0.3]):
+        run = fake_run(tmp_path, "gated", 1e-3, seed, val=0.5, test=0.5)
+        run.metrics.update(noise_mass=share, noise_mass_last_layer=share / 2)
+        write_result(run, tmp_path / run.run_dir)
+    fake_run(tmp_path, "softmax", 1e-3, 0, val=0.5, test=0.5)
+    report = make_report([tmp_path], tmp_path / "r")
+    rows = report.table.set_index("model.name")
+    assert rows.loc["gated", "noise_mass_mean"] == pytest.approx(0.2) and math.isnan(rows.loc["softmax", "noise_mass_mean"])
+    assert rows.loc["gated", "noise_mass_last_layer_mean"] == pytest.approx(0.1)
+    assert any(p.name.startswith("noise_mass_vs_") for p in report.files)
+    assert "noise mass" in markdown(report.table, report.keys).splitlines()[0]

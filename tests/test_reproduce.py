@@ -33,9 +33,14 @@ def test_every_sweep_is_an_experiment_and_its_quick_cut_composes(name):
         assert cfg.seed == 0 and cfg.train.max_steps == 60 and cfg.sweep_name == sweep
 
 
-@pytest.mark.parametrize("condition", group_names("condition"))
-def test_every_condition_composes_with_a_boundaries_experiment(condition):
-    compose("+experiment=normalization_boundaries", f"+condition={condition}")
+CELL_GROUPS = [("condition", "normalization_boundaries"), ("order_task", "position"), ("depth_cell", "depth"),
+               ("mqar_setting", "mqar_frontier")]
+
+
+@pytest.mark.parametrize("group, experiment, option",
+                         [(g, e, o) for g, e in CELL_GROUPS for o in group_names(g)])
+def test_every_option_of_a_cell_group_composes_with_its_experiment(group, experiment, option):
+    assert compose(f"+experiment={experiment}", f"+{group}={option}").sweep_name == experiment
 
 
 def test_an_unknown_finding_is_one_line_naming_it():
@@ -48,4 +53,4 @@ def test_quick_reproduction_runs_every_finding_and_writes_its_reports(tmp_path):
     subprocess.run([sys.executable, str(SCRIPT), "--quick", "--root", str(tmp_path)], check=True, cwd=tmp_path)
     for finding in reproduce.FINDINGS.values():
         for report in finding.reports:
-            assert (tmp_path / report.out / "table.csv").exists(), report.out
+            assert (tmp_path / finding.folder / report.out / "table.csv").exists(), report.out
