@@ -1,4 +1,5 @@
-"""Console entry points: `cdyn-run` (the Hydra app around run(cfg)) and `cdyn-report` (records to tables)."""
+"""Console entry points: `cdyn-run` (the Hydra app around run(cfg)), `cdyn-report` (records to tables) and
+`cdyn-explain` (what the framework predicts for a config, before training)."""
 
 from __future__ import annotations
 
@@ -143,3 +144,16 @@ def report_main(argv: list[str] | None = None) -> None:
     if report.mad is not None:
         print("\nMAD score\n" + report.mad.round(4).to_markdown(index=False))
     print("wrote: " + " ".join(map(str, report.files)))
+
+
+def explain_main(argv: list[str] | None = None) -> None:
+    """`cdyn-explain OVERRIDES...`: the principle card of the config `cdyn-run OVERRIDES...` would train."""
+    from cdyn_bench.config import compose
+    from cdyn_bench.principles import card_text
+
+    args = sys.argv[1:] if argv is None else argv
+    if "--help" in args or "-h" in args:
+        print("usage: cdyn-explain [KEY=VALUE ...]   (the overrides of cdyn-run; prints the principle card)")
+        return
+    cfg = _report_usage_errors(lambda: compose(*args))
+    print(card_text(cfg))

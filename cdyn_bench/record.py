@@ -35,7 +35,8 @@ class RunResult:
     runs ('runs/<name>'), the sweep folder for a sweep's cells ('cells/<name>'), so a record can be
     moved with its sweep. grad_norm_max: the largest gradient norm (before clipping) of the finite steps;
     divergence: at the diverging step, its loss, gradient norm and the model's extremes
-    (cdyn_bench.mixer.introspect.EXTREMES), None for a completed run. numerics_version is cdyn_bench.NUMERICS_VERSION of the code that ran it.
+    (cdyn_bench.mixer.introspect.EXTREMES), None for a completed run. principles: the principle card's
+    predictions for the config (cdyn_bench.principles), made before training. numerics_version is cdyn_bench.NUMERICS_VERSION of the code that ran it.
     """
 
     config: dict[str, Any]
@@ -48,6 +49,7 @@ class RunResult:
     diverged_at: int | None = None
     grad_norm_max: float = 0.0
     divergence: dict[str, float | None] | None = None
+    principles: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float = 0.0
     train_seconds: float = 0.0
     tokens_per_s: float = 0.0

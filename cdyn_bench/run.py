@@ -15,6 +15,7 @@ from cdyn_bench.data import TaskData, to_tensors
 from cdyn_bench.display import LiveDisplay, console
 from cdyn_bench.mixer.introspect import extremes_batch, noise_mass
 from cdyn_bench.model import LanguageModel
+from cdyn_bench.principles import card_record
 from cdyn_bench.record import RunResult
 from cdyn_bench.sweep import available_cores
 from cdyn_bench.tracking import mirror_to_wandb
@@ -102,7 +103,7 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
                  "val_accuracy": last.get("val_accuracy", float("nan")),
                  "train_loss": last.get("train_loss", float("nan"))},
         history=outcome.history, steps=outcome.steps, diverged_at=outcome.diverged_at,
-        grad_norm_max=outcome.grad_norm_max, divergence=outcome.divergence,
+        grad_norm_max=outcome.grad_norm_max, divergence=outcome.divergence, principles=card_record(cfg),
         wall_seconds=time.perf_counter() - start, train_seconds=outcome.train_seconds,
         tokens_per_s=outcome.tokens / max(outcome.train_seconds, 1e-9),
         n_params=sum(p.numel() for p in model.parameters()), state_size=model.state_size(data.seq_len),

@@ -1,0 +1,166 @@
+"""The principle card: what the coefficient-dynamics framework predicts for a config, before training.
+
+Each prediction follows from the knobs alone (Sieber et al., arXiv 2510.09389, section 2 of
+../shared/design.md), with its reason:
+
+- memory: a linear readout (phi = identity with a state normaliser) has a finite state, of a size
+  fixed by the knobs; any other readout needs every past impulse and value (a KV cache growing with L).
+- order: with A_t = I, no positional embedding and no convolution, one layer mixes the past as a
+  multiset, so a single layer cannot tell orders apart; stacked causal layers see prefixes of
+  different multisets and can, so for L >= 2 layers the prediction is only that order is not built in.
+- growth: the coefficient of a token i - j steps back carries A_i ... A_{j+1}; the bound of the
+  spectral radius of A_t from its parametrisation (gates in (0, 1), gamma, unit Householder
+  directions with beta in (0, 1)) raised to seq_len - 1 bounds its growth; with eta = 1 nothing
+  normalises it, and exp of a growing score overflows float32 at about 88.7.
+- selectivity: the zero set of phi: a hyperplane (identity), a half-space (relu), none (exp,
+  softplus, elu+1, sigmoid: positive everywhere, a coefficient can only decay towards 0).
+- score scale: b_j = k_j / sqrt(n) keeps the variance of q_i^T b_j at initialisation O(1) in n;
+  unscaled it is O(n) (measured: results/findings/key_scaling/score_variance.md).
+- sign: eta = sum of a phi that takes both signs (identity on signed scores) can pass through zero;
+  abs_sum, the mLSTM floor max(|sum|, 1), a learned exp(.), positive phis and positive feature maps
+  on q and k (linear attention's elu+1) cannot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cdyn_bench.choices import STATE_NORMALISERS
+from cdyn_bench.config import ModelConfig, RunConfig
+from cdyn_bench.mixer.config import MixerConfig
+
+POSITIVE_PHIS = ("exp", "softplus", "elu1", "sigmoid")
+FLOAT32_LOG_MAX = math.log(3.4028234663852886e38)  # exp overflows float32 above this
+
+
+@dataclass
+class Prediction:
+    """One line of the card: a name, the predicted value (machine-readable) and its reason (one sentence)."""
+
+    name: str
+    value: str | int | float | bool
+    reason: str
+
+
+def state_prediction(model: ModelConfig, seq_len: int) -> Prediction:
+    cfg = model.mixer
+    n, dv = cfg.dims(model.d_model)
+    H = cfg.n_heads
+    if cfg.phi == "identity" and cfg.eta in STATE_NORMALISERS:
+        extra = " plus the causal sum and its log scale, H (n + 1)" if cfg.eta in ("sum", "mlstm") else ""
+        size = H * n * dv + (H * (n + 1) if cfg.eta in ("sum", "mlstm") else 0)
+        return Prediction("memory", "finite_state", f"phi = identity with eta = {cfg.eta}: the sum collapses into a "
+                          f"state S_i = A_i S_(i-1) + b_i v_i^T of H n dv = {H}*{n}*{dv}{extra} = {size:,} floats "
+                          f"per layer, whatever the length")
+    heads_k = 1 if cfg.share_qk else H
+    per_token = heads_k * n + H * dv
+    return Prediction("memory", "kv_cache", f"phi = {cfg.phi}, eta = {cfg.eta}: no finite state; every past b_j and "
+                      f"v_j is kept, (H_k n + H dv) = {per_token} floats per token and layer, "
+                      f"{per_token * seq_len:,} at seq_len {seq_len}")
+
+
+def order_prediction(model: ModelConfig) -> Prediction:
+    cfg = model.mixer
+    invariant = cfg.A == "identity" and model.pos_emb == "none" and cfg.conv_size == 0
+    if not invariant:
+        sources = [s for s, on in (("A_t != I", cfg.A != "identity"), (f"pos_emb = {model.pos_emb}", model.pos_emb != "none"),
+                                   (f"a width-{cfg.conv_size} convolution", cfg.conv_size > 0)) if on]
+        return Prediction("order", "encoded", f"positions enter through {', '.join(sources)}")
+    if model.n_layers == 1:
+        return Prediction("order", "invariant", "A = I, no positional embedding, no convolution, one layer: each "
+                          "output sees its past as a multiset, so order-dependent tasks cannot be solved")
+    return Prediction("order", "not_built_in", f"A = I, no positional embedding, no convolution: one layer is "
+                      f"permutation-invariant over the past, but {model.n_layers} stacked causal layers see prefixes "
+                      "of different multisets, so order can be learned, not read off")
+
+
+def radius_bound(cfg: MixerConfig) -> tuple[float, str]:
+    """(an upper bound on the spectral radius of every A_t, why), from the parametrisation."""
+    if cfg.A == "identity":
+        return 1.0, "A = I"
+    if cfg.A == "fixed":
+        if cfg.gamma_heads == "retnet":
+            return 1 - 2.0 ** (-5 - (cfg.n_heads - 1)), "RetNet's gammas 1 - 2^(-5-h) < 1"
+        return cfg.gamma, f"A = {cfg.gamma} I"
+    if cfg.A in ("householder",):
+        return 1.0, "I - beta k k^T with unit k and beta in (0, 1): eigenvalues 1 and 1 - beta"
+    return 1.0, f"a {cfg.gate} gate in (0, 1)" + (" times a Householder factor of radius 1"
+                                                  if cfg.A == "gated_householder" else "")
+
+
+def growth_prediction(cfg: MixerConfig, seq_len: int) -> Prediction:
+    radius, why = radius_bound(cfg)
+    log_growth = (seq_len - 1) * math.log(radius)
+    normalised = cfg.eta != "one"
+    gated_input = cfg.b == "input_gate_key"
+    bound = f"{radius:g}^{seq_len - 1} = {math.exp(log_growth):.3g}" if log_growth < 700 else f"exp({log_growth:.0f})"
+    if log_growth <= 1e-12 and not gated_input:
+        return Prediction("growth", "bounded", f"{why}: coefficients cannot grow along the sequence (bound {bound})")
+    source = f"{why}, over seq_len {seq_len}: |A_i...A_(j+1)| up to {bound}" if log_growth > 1e-12 else \
+        "the mLSTM input gate exp(i~_j) is unbounded"
+    if normalised:
+        return Prediction("growth", "normalised", f"{source}; eta = {cfg.eta} divides it out (computed in log space)")
+    overflow = cfg.phi == "exp" and (log_growth > 0 or gated_input)
+    return Prediction("growth", "overflow" if overflow else "unbounded",
+                      f"{source}; eta = 1 does not normalise it" +
+                      (f", and exp of the grown scores passes float32's {FLOAT32_LOG_MAX:.1f}" if overflow else ""))
+
+
+def selectivity_prediction(cfg: MixerConfig) -> Prediction:
+    zero_set = {"identity": "hyperplane", "relu": "half_space"}.get(cfg.phi, "none")
+    reason = {"hyperplane": "phi = identity is zero only on the hyperplane q_i^T s = 0: a noise token is ignored "
+                            "only if its propagated key is orthogonal to the query",
+              "half_space": "phi = relu is zero on the half-space q_i^T s <= 0: noise can be switched off exactly",
+              "none": f"phi = {cfg.phi} is positive everywhere: coefficients never vanish, they can only decay "
+                      "(exp: exponentially in the score)"}[zero_set]
+    return Prediction("zero_set", zero_set, reason)
+
+
+def score_prediction(cfg: MixerConfig, d_model: int) -> Prediction:
+    n = cfg.dims(d_model)[0]
+    if cfg.scale_b:
+        return Prediction("score_variance", "O(1)", f"b_j = k_j / sqrt(n): var(q_i^T b_j) at init does not grow "
+                          f"with n = {n} (results/findings/key_scaling/score_variance.md)")
+    return Prediction("score_variance", "O(n)", f"b_j unscaled: var(q_i^T b_j) at init grows like n = {n} "
+                      "(16x from n = 16 to 256 measured, results/findings/key_scaling/score_variance.md)")
+
+
+def nonnegative_scores(cfg: MixerConfig) -> bool:
+    """Whether q_i^T A_i...A_{j+1} b_j >= 0 always: positive feature maps on q and on k (b = psi(k)) and an
+    A with nonnegative entries (scalar or diagonal factors; a Householder factor can flip signs)."""
+    positive = cfg.psi in ("elu1", "relu", "exp", "softmax") and cfg.b == "feature"
+    return positive and cfg.A not in ("householder", "gated_householder") and not cfg.normalize_q
+
+
+def sign_prediction(cfg: MixerConfig) -> Prediction:
+    crosses = cfg.eta == "sum" and cfg.phi not in (*POSITIVE_PHIS, "relu") and not nonnegative_scores(cfg)
+    if cfg.eta == "one":
+        return Prediction("normaliser_sign", "none", "eta = 1: no normaliser")
+    if crosses:
+        return Prediction("normaliser_sign", "can_cross_zero", f"eta = sum of phi = {cfg.phi}, which takes both "
+                          "signs: the causal sum can pass through zero and the coefficients blow up there")
+    why = (f"the scores are >= 0 (psi = {cfg.psi} on q and k)" if cfg.eta == "sum" and cfg.phi == "identity"
+           else f"eta = {cfg.eta} with phi = {cfg.phi}")
+    return Prediction("normaliser_sign", "positive", f"{why}: the normaliser does not change sign")
+
+
+def card(cfg: RunConfig) -> list[Prediction]:
+    """The predictions for a run config, in reading order."""
+    seq_len = int(cfg.task.params.get("seq_len", 0)) or 1
+    mixer = cfg.model.mixer
+    return [state_prediction(cfg.model, seq_len), order_prediction(cfg.model), growth_prediction(mixer, seq_len),
+            selectivity_prediction(mixer), score_prediction(mixer, cfg.model.d_model), sign_prediction(mixer)]
+
+
+def card_record(cfg: RunConfig) -> dict[str, str | int | float | bool]:
+    """The card as a run record stores it: {name: value}."""
+    return {p.name: p.value for p in card(cfg)}
+
+
+def card_text(cfg: RunConfig) -> str:
+    """The card as cdyn-explain prints it."""
+    lines = [f"Principle card: model={cfg.model.name} task={cfg.task.name} (predictions before training)"]
+    for p in card(cfg):
+        lines.append(f"  {p.name:16s} {str(p.value):14s} {p.reason}")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""The principle card on known cases: each prediction against what the framework implies and what runs show."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import PRESETS, compose
+
+from cdyn_bench.model import LanguageModel
+from cdyn_bench.principles import card, card_record
+
+CDYN_EXPLAIN = str(Path(sys.executable).parent / "cdyn-explain")
+
+
+def predicted(*overrides: str) -> dict:
+    return card_record(compose(*overrides))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_memory_is_a_finite_state_exactly_for_linear_readouts_and_its_size_is_the_models(preset):
+    cfg = compose(f"model={preset}")
+    (memory,) = [p for p in card(cfg) if p.name == "memory"]
+    mixer = LanguageModel(cfg.model, 256).blocks[0].mixer
+    assert (memory.value == "finite_state") == mixer.finite_state
+    if mixer.finite_state:
+        conv = (cfg.model.mixer.conv_size - 1) * mixer.proj.out_features if cfg.model.mixer.conv_size else 0
+        assert f"{mixer.state_size(64) - conv:,} floats per layer" in memory.reason
+
+
+def test_known_cases():
+    softmax = predicted("model=softmax")
+    assert softmax["memory"] == "kv_cache" and softmax["order"] == "encoded" and softmax["zero_set"] == "none"
+    assert predicted("model=softmax", "model.pos_emb=none", "model.n_layers=1")["order"] == "invariant"
+    assert predicted("model=softmax", "model.pos_emb=none")["order"] == "not_built_in"
+    gated = predicted("model=gated")
+    assert gated["memory"] == "finite_state" and gated["order"] == "encoded" and gated["growth"] == "bounded"
+    assert gated["zero_set"] == "hyperplane" and gated["normaliser_sign"] == "none"
+    unstable = ("model=softmax", "model.mixer.A=fixed", "model.mixer.gamma=1.05", "task=noisy_icr", "task.seq_len=128")
+    assert predicted(*unstable, "model.mixer.eta=one")["growth"] == "overflow"
+    assert predicted(*unstable, "model.mixer.eta=sum")["growth"] == "normalised"
+    assert predicted(*unstable, "model.mixer.eta=one", "model.mixer.phi=identity")["growth"] == "unbounded"
+    assert predicted("model=softmax", "model.mixer.A=fixed", "model.mixer.gamma=0.9")["growth"] == "bounded"
+    assert predicted("model=softmax", "model.mixer.phi=relu")["zero_set"] == "half_space"
+    assert predicted("model=gated", "model.mixer.scale_b=false")["score_variance"] == "O(n)"
+    assert predicted("model=gated")["score_variance"] == "O(1)"
+    assert predicted("model=gated", "model.mixer.eta=sum")["normaliser_sign"] == "can_cross_zero"
+    assert predicted("model=linear")["normaliser_sign"] == "positive"  # elu+1 features: scores >= 0
+    assert predicted("model=mlstm")["normaliser_sign"] == "positive" and predicted("model=mlstm")["growth"] == "normalised"
+
+
+def test_the_unstable_cell_measured_here_agrees_with_its_card(tmp_path):
+    """A = 2 I with eta = 1 and phi = exp overflows at the first step (the card: overflow)."""
+    from cdyn_bench.run import run
+    from helpers import TINY
+
+    overrides = (*TINY, "model.mixer.A=fixed", "model.mixer.gamma=2.0", "model.mixer.eta=one", "model.mixer.phi=exp",
+                 "task.seq_len=256", "task.num_kv_pairs=8")
+    assert predicted(*overrides)["growth"] == "overflow"
+    assert run(compose(*overrides), tmp_path).status == "diverged"
+
+
+def test_cdyn_explain_prints_the_card_and_refuses_bad_input_in_one_line():
+    out = subprocess.run([CDYN_EXPLAIN, "model=softmax", "model.pos_emb=none", "model.n_layers=1"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "kv_cache" in out and "invariant" in out and len(out.splitlines()) == 7
+    bad = subprocess.run([CDYN_EXPLAIN, "model.mixer.phi=tanh"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "model.mixer.phi" in bad.stderr
+
+
+def test_every_record_carries_its_card(tmp_path):
+    from cdyn_bench.record import read_result
+    from cdyn_bench.run import run
+    from helpers import TINY
+
+    result = run(compose(*TINY), tmp_path)
+    assert read_result(result.path).principles == predicted(*TINY) and result.principles["memory"] == "finite_state"
