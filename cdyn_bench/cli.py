@@ -117,6 +117,9 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--where", action="append", default=[], metavar="KEY=V1,V2",
                         help="keep only the records whose config KEY has one of the values (repeatable), "
                              "e.g. --where model.mixer.phi=exp,identity")
+    parser.add_argument("--principles", action="store_true",
+                        help="instead of the table: each record's principle card (cdyn-explain) beside its outcome, "
+                             "with where the predictions held and failed (principles.{csv,md})")
     parser.add_argument("--mad-score", action="store_true",
                         help="also write MAD's score per model and task (mean over settings of the best-on-validation "
                              "optimiser setting), e.g. for +experiment=mad_protocol")
@@ -132,6 +135,17 @@ def report_main(argv: list[str] | None = None) -> None:
     for d in args.dirs:
         if not d.exists():
             report_parser().error(f"{d}: no such file or directory")
+    if args.principles:
+        from cdyn_bench.report import write_principles
+
+        try:
+            counts, files = write_principles(args.dirs, args.out or args.dirs[0] / "report")
+        except ValueError as err:
+            print(f"cdyn-report: error: {err}", file=sys.stderr)
+            sys.exit(1)
+        print(counts.to_markdown(index=False))
+        print("wrote: " + " ".join(map(str, files)))
+        return
     try:
         report = make_report(args.dirs, args.out or args.dirs[0] / "report", args.x, args.heat, args.wandb,
                              mad=args.mad_score, where=args.where, series=args.series)

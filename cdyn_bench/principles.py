@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from cdyn_bench.choices import STATE_NORMALISERS
 from cdyn_bench.config import ModelConfig, RunConfig
@@ -164,3 +165,21 @@ def card_text(cfg: RunConfig) -> str:
     for p in card(cfg):
         lines.append(f"  {p.name:16s} {str(p.value):14s} {p.reason}")
     return "\n".join(lines)
+
+
+# Tasks whose answer depends on the order of the tokens (which value follows which key; the order of
+# the copied tokens): a permutation-invariant mixer cannot solve them.
+ORDER_DEPENDENT = ("icr", "noisy_icr", "fuzzy_icr", "mqar", "selective_copy")
+SOLVED = 0.9  # test accuracy at which a run counts as having solved its task
+
+
+def outcome_check(prediction: str, value: Any, status: str, accuracy: float, task: str) -> str | None:
+    """'held' or 'failed' for a prediction that makes a claim about a run's outcome, else None.
+
+    growth = overflow claims a divergence; bounded or normalised claim none; order = invariant claims
+    that an order-dependent task stays unsolved (test accuracy < SOLVED)."""
+    if prediction == "growth" and value in ("overflow", "bounded", "normalised"):
+        return "held" if (status == "diverged") == (value == "overflow") else "failed"
+    if prediction == "order" and value == "invariant" and task in ORDER_DEPENDENT:
+        return "held" if status == "diverged" or not accuracy >= SOLVED else "failed"
+    return None

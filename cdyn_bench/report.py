@@ -383,3 +383,48 @@ def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[st
         groups = df["sweep_name"].unique()
         log_to_wandb(tab, files, groups[0] if len(groups) == 1 else None, wandb, out)
     return Report(tab, cell + over, files, problems, mad_score(tab) if mad else None)
+
+
+def principles_table(dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per record and checkable prediction: the prediction, the outcome, held or failed;
+    per prediction and value: runs, held, failed) from the cards the records carry."""
+    from cdyn_bench.principles import outcome_check
+
+    rows = []
+    for path in find_records(dirs):
+        try:
+            result = read_result(path)
+        except ValueError:
+            continue
+        accuracy = result.metrics.get("test_accuracy", math.nan)
+        for name, value in result.principles.items():
+            verdict = outcome_check(name, value, result.status, accuracy, result.config["task"]["name"])
+            if verdict is not None:
+                rows.append({"prediction": name, "value": value, "task.name": result.config["task"]["name"],
+                             "model.name": result.config["model"]["name"], "status": result.status,
+                             "test_accuracy": accuracy, "verdict": verdict, "run_dir": result.run_dir})
+    runs = pd.DataFrame(rows, columns=["prediction", "value", "task.name", "model.name", "status", "test_accuracy",
+                                       "verdict", "run_dir"])
+    counts = (runs.assign(held=runs["verdict"] == "held", failed=runs["verdict"] == "failed")
+              .groupby(["prediction", "value"], sort=True).agg(runs=("verdict", "size"), held=("held", "sum"),
+                                                               failed=("failed", "sum")).reset_index())
+    return runs, counts
+
+
+def write_principles(dirs: list[Path], out: Path) -> tuple[pd.DataFrame, list[Path]]:
+    """principles.csv (every checked prediction of every run) and principles.md (held / failed counts)."""
+    runs, counts = principles_table(dirs)
+    if runs.empty:
+        raise ValueError(f"no record under {', '.join(map(str, dirs))} carries a checkable prediction")
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "principles.csv", index=False)
+    failed = runs[runs["verdict"] == "failed"]
+    text = ["# The principle card against the outcomes", "",
+            "Predictions made before training (cdyn-explain; every record carries its card) beside what the runs "
+            "did: growth = overflow claims a divergence, bounded or normalised claim none; order = invariant claims "
+            "that an order-dependent task stays unsolved (test accuracy below 0.9).", "",
+            counts.to_markdown(index=False), ""]
+    if not failed.empty:
+        text += ["Where a prediction failed:", "", failed.drop(columns="verdict").to_markdown(index=False), ""]
+    (out / "principles.md").write_text("\n".join(text))
+    return counts, [out / "principles.csv", out / "principles.md"]

@@ -77,3 +77,22 @@ def test_every_record_carries_its_card(tmp_path):
 
     result = run(compose(*TINY), tmp_path)
     assert read_result(result.path).principles == predicted(*TINY) and result.principles["memory"] == "finite_state"
+
+
+def test_report_principles_counts_where_predictions_held(tmp_path):
+    from cdyn_bench.report import principles_table
+    from cdyn_bench.run import run
+    from helpers import TINY
+
+    overflow = (*TINY, "model.mixer.A=fixed", "model.mixer.gamma=2.0", "model.mixer.eta=one", "model.mixer.phi=exp",
+                "task.seq_len=256", "task.num_kv_pairs=8")
+    for overrides in (overflow, TINY, (*TINY, "model.mixer.A=identity", "model.mixer.conv_size=0", "model.n_layers=1")):
+        run(compose(*overrides), tmp_path / "cells")
+    runs, counts = principles_table([tmp_path])
+    by = counts.set_index(["prediction", "value"])
+    assert by.loc[("growth", "overflow"), "held"] == 1 and by.loc[("growth", "bounded"), "runs"] == 2
+    assert by.loc[("order", "invariant"), "runs"] == 1  # MQAR is order-dependent; 20 steps do not solve it
+    assert set(runs["verdict"]) <= {"held", "failed"}
+    out = subprocess.run([str(Path(sys.executable).parent / "cdyn-report"), str(tmp_path), "--principles", "--out",
+                          str(tmp_path / "p")], capture_output=True, text=True, check=True)
+    assert (tmp_path / "p" / "principles.md").exists() and "overflow" in out.stdout
