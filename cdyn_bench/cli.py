@@ -120,6 +120,9 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--principles", action="store_true",
                         help="instead of the table: each record's principle card (cdyn-explain) beside its outcome, "
                              "with where the predictions held and failed (principles.{csv,md})")
+    parser.add_argument("--spectra", action="store_true",
+                        help="instead of the table: eigenvalue-magnitude spectra at init and trained of the runs that "
+                             "saved their weights (train.save_weights=true): spectra.{csv,md,png}")
     parser.add_argument("--mad-score", action="store_true",
                         help="also write MAD's score per model and task (mean over settings of the best-on-validation "
                              "optimiser setting), e.g. for +experiment=mad_protocol")
@@ -135,15 +138,17 @@ def report_main(argv: list[str] | None = None) -> None:
     for d in args.dirs:
         if not d.exists():
             report_parser().error(f"{d}: no such file or directory")
-    if args.principles:
-        from cdyn_bench.report import write_principles
-
+    if args.principles or args.spectra:
+        if args.principles:
+            from cdyn_bench.report import write_principles as write
+        else:
+            from cdyn_bench.spectra import write_spectra as write
         try:
-            counts, files = write_principles(args.dirs, args.out or args.dirs[0] / "report")
+            table, files = write(args.dirs, args.out or args.dirs[0] / "report")
         except ValueError as err:
             print(f"cdyn-report: error: {err}", file=sys.stderr)
             sys.exit(1)
-        print(counts.to_markdown(index=False))
+        print(table.to_markdown(index=False))
         print("wrote: " + " ".join(map(str, files)))
         return
     try:

@@ -20,7 +20,8 @@ from cdyn_bench.registry import ConfigError, check_choice, did_you_mean
 from cdyn_bench.task_config import TaskConfig, task_config
 
 # Keys that change where, how fast or how a run is reported, never what it computes.
-OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "wandb", "progress", "train.num_threads", "train.compile")
+OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "wandb", "progress", "train.num_threads", "train.compile",
+                    "train.save_weights")
 
 
 @dataclass
@@ -78,6 +79,8 @@ class TrainConfig:
     compile: torch.compile the training step's model (tens of seconds of compilation at the start; it
     pays only for long runs of the elementwise-heavy presets, see results/bench/train.md). Like
     num_threads it changes results only at rounding level and is not part of a run's identity.
+    save_weights: also write the model's weights at initialisation and after training beside the record
+    (weights_init.pt, weights_final.pt; for spectra and coefficient maps); not part of the identity.
     """
 
     lr: float = 3e-3
@@ -94,6 +97,7 @@ class TrainConfig:
     target_accuracy: float = 0.995
     num_threads: int = 0
     compile: bool = False
+    save_weights: bool = False
 
     def check(self) -> None:
         for key in ("lr", "batch_size", "max_steps", "eval_every", "eval_batch_size"):
@@ -265,3 +269,11 @@ def compose(*overrides: str) -> RunConfig:
     register_schema()
     with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):
         return to_run_config(hydra_compose(config_name="config", overrides=list(overrides)))
+
+
+def from_record(config: dict[str, Any]) -> RunConfig:
+    """The checked RunConfig of a run record's `config` (keys added since it was written take their defaults)."""
+    from omegaconf import OmegaConf
+
+    register_schema()
+    return to_run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), config))

@@ -21,6 +21,8 @@ from cdyn_bench.atomic import write_atomic
 from cdyn_bench.registry import ConfigError
 
 RESULT = "result.json"
+# With train.save_weights, the model's state_dict at initialisation and after training, beside RESULT.
+WEIGHTS = {"init": "weights_init.pt", "trained": "weights_final.pt"}
 PROGRESS = "progress.json"
 FINISHED = ("completed", "diverged")
 # Fields of RunResult that describe this process's view of a record, not the record.

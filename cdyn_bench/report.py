@@ -23,7 +23,7 @@ NAME_KEYS = ["task.name", "model.name"]
 OVER = ["train.lr", "train.weight_decay"]
 # Config keys that say where or how a run ran, not what it computed: never cell keys.
 NOT_CELL_KEYS = ["seed", "force", "out_dir", "sweep_name", "wandb", "progress", "device", "train.num_threads",
-                 "train.compile"]
+                 "train.compile", "train.save_weights"]
 TIMING_COLUMNS = ["train_seconds_mean", "wall_seconds_mean", "tokens_per_s_mean"]
 # *_mean and *_std count a diverged seed as a failed run (accuracy 0); *_completed_mean averages the
 # seeds that finished without diverging (NaN when none did).

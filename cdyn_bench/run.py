@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from cdyn_bench import NUMERICS_VERSION, record
+from cdyn_bench.atomic import write_atomic
 from cdyn_bench.budget import check_memory
 from cdyn_bench.config import RunConfig, vocab_size
 from cdyn_bench.data import TaskData, to_tensors
@@ -52,6 +53,11 @@ def check_device_memory(cfg: RunConfig, device: torch.device, data: TaskData) ->
 SELECTIVITY_SEQUENCES = 64
 
 
+def save_weights(model: LanguageModel, path: Path) -> None:
+    """The model's state_dict, written atomically (torch.save to a temp file, then renamed)."""
+    write_atomic(path, lambda f: torch.save(model.state_dict(), f), mode="wb")
+
+
 def selectivity(model: LanguageModel, data: TaskData, cfg: RunConfig, device: torch.device) -> dict[str, float]:
     """For tasks with noise tokens: the share of coefficient mass that query rows put on noise, from the
     trained model's coefficients on the first test sequences (mean over layers, and the last layer)."""
@@ -84,6 +90,8 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
     data = TaskData(cfg.task, cfg.seed, cfg.train.batch_size)
     check_device_memory(cfg, device, data)
     model = LanguageModel(cfg.model, data.vocab_size, readout=cfg.task.readout).to(device)
+    if cfg.train.save_weights:
+        save_weights(model, directory / record.WEIGHTS["init"])
     monitor_base = {"config_hash": digest, "seed": cfg.seed}
     with LiveDisplay(directory.name, cfg.train.max_steps, cfg.progress) as display:
         outcome = train(model, data, cfg.train, device, Monitor(display, directory / record.PROGRESS, monitor_base))
@@ -112,6 +120,8 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
         numerics_version=NUMERICS_VERSION, versions=record.versions(),
         run_dir=directory.relative_to(root.parent).as_posix(), path=str(directory / record.RESULT),
     )
+    if cfg.train.save_weights:
+        save_weights(model, directory / record.WEIGHTS["trained"])
     record.write_result(result, directory)
     (directory / record.PROGRESS).unlink(missing_ok=True)
     mirror_to_wandb(result, cfg.wandb, cfg.sweep_name, directory)

@@ -114,6 +114,12 @@ FINDINGS = {
         quick={"depth": ["+depth_cell=position", "model.n_layers=1,2"]},
         folder="principles",
     ),
+    "spectra": Finding(
+        sweeps=["spectra", "spectra_no_conv"],
+        reports=[Report(["spectra", "spectra_no_conv"], "spectra", ["--spectra"])],
+        quick={"spectra": ["model=softmax,gated", "task=mqar"], "spectra_no_conv": ["task=mqar"]},
+        folder="spectra",
+    ),
 }
 QUICK = ["seed=0", "train.lr=3e-3", "train.max_steps=60", "train.eval_every=30", "task.num_val=256", "task.num_test=256"]
 

@@ -1,0 +1,52 @@
+"""Spectra: known eigenvalues (softmax's eta ratios, a fixed gamma), bins, and the report from saved weights."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+from helpers import TINY, compose
+
+from cdyn_bench.mixer.introspect import inspect_model
+from cdyn_bench.model import LanguageModel
+from cdyn_bench.record import WEIGHTS
+from cdyn_bench.run import run
+from cdyn_bench.spectra import BINS, bin_shares, magnitudes, write_spectra
+
+
+def seen(*overrides):
+    model = LanguageModel(compose(*overrides, "model.d_model=16").model, vocab_size=11).double()
+    tokens = torch.randint(0, 11, (2, 9), generator=torch.Generator().manual_seed(0))
+    return inspect_model(model, tokens)[0]
+
+
+def test_softmax_eigenvalues_are_the_ratios_of_consecutive_normalisers():
+    s = seen("model=softmax")
+    scores = s["scores"]
+    eta = torch.exp(scores).nan_to_num(0.0).sum(-1)  # the definition, small scores: no overflow
+    expected = (eta[..., :-1] / eta[..., 1:]).transpose(1, 2)[..., None].expand(-1, -1, -1, s["eigenvalues"].shape[-1])
+    assert torch.allclose(magnitudes(s), expected)
+    assert not torch.allclose(magnitudes(s), torch.ones_like(expected))
+
+
+def test_a_fixed_gamma_with_eta_one_has_eigenvalue_gamma():
+    s = seen("model=retnet", "model.mixer.gamma_heads=same", "model.mixer.gamma=0.7")
+    assert torch.allclose(magnitudes(s), torch.full_like(magnitudes(s), 0.7))
+
+
+def test_bins_cover_every_magnitude_once_with_closed_upper_edges():
+    values = torch.tensor([[0.0, 0.1, 0.3, 0.9, 1.0, 5.0, 10.0, 100.0, 1e3, 0.95]], dtype=torch.float64)
+    shares = bin_shares(values)[0]
+    assert shares.sum() == pytest.approx(1.0)
+    assert list(np.round(shares * 10).astype(int)) == [2, 1, 1, 2, 2, 1, 1]  # 0, 0.1 | 0.3 | 0.9 | 1, .95 | ...
+
+
+def test_spectra_report_from_saved_weights(tmp_path):
+    result = run(compose(*TINY, "train.save_weights=true"), tmp_path / "cells")
+    directory = tmp_path / "cells" / result.run_dir.split("/")[-1]
+    assert all((directory / name).exists() for name in WEIGHTS.values())
+    table, files = write_spectra([tmp_path], tmp_path / "out")
+    assert list(table["when"]) == ["init", "trained"] and all(f.exists() for f in files)
+    assert np.allclose(table[BINS].sum(axis=1), 1.0)
+    assert not np.isnan(table[BINS].to_numpy(dtype=float)).any()
