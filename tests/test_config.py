@@ -120,6 +120,8 @@ def test_every_experiment_and_its_sweep_cells_compose(experiment):
             key, _, value = override.lstrip("+").partition("=")
             if key == "model":
                 assert cfg.model.name == value
+            elif key == "task":
+                assert cfg.task.name == value
             elif key.startswith("mad_setting/"):
                 assert cfg.task.name == value.split("-")[0]
             elif key in ("evolution", "condition", "order_task", "mqar_setting", "depth_cell"):
