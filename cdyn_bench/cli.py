@@ -123,6 +123,9 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spectra", action="store_true",
                         help="instead of the table: eigenvalue-magnitude spectra at init and trained of the runs that "
                              "saved their weights (train.save_weights=true): spectra.{csv,md,png}")
+    parser.add_argument("--maps", action="store_true",
+                        help="instead of the table: coefficient maps alpha_ij at init and trained, per layer and head, "
+                             "on a test sequence with the task's roles marked, for runs that saved their weights")
     parser.add_argument("--mad-score", action="store_true",
                         help="also write MAD's score per model and task (mean over settings of the best-on-validation "
                              "optimiser setting), e.g. for +experiment=mad_protocol")
@@ -138,6 +141,16 @@ def report_main(argv: list[str] | None = None) -> None:
     for d in args.dirs:
         if not d.exists():
             report_parser().error(f"{d}: no such file or directory")
+    if args.maps:
+        from cdyn_bench.maps import write_maps
+
+        try:
+            files = write_maps(args.dirs, args.out or args.dirs[0] / "report")
+        except ValueError as err:
+            print(f"cdyn-report: error: {err}", file=sys.stderr)
+            sys.exit(1)
+        print("wrote: " + " ".join(map(str, files)))
+        return
     if args.principles or args.spectra:
         if args.principles:
             from cdyn_bench.report import write_principles as write

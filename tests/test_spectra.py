@@ -50,3 +50,19 @@ def test_spectra_report_from_saved_weights(tmp_path):
     assert list(table["when"]) == ["init", "trained"] and all(f.exists() for f in files)
     assert np.allclose(table[BINS].sum(axis=1), 1.0)
     assert not np.isnan(table[BINS].to_numpy(dtype=float)).any()
+
+
+def test_coefficient_maps_at_init_and_trained_with_roles(tmp_path):
+    from cdyn_bench.maps import coefficient_maps, write_maps
+
+    overrides = [o for o in TINY if not o.startswith("task.")] + ["task=noisy_icr", "task.seq_len=16", "task.num_train=0",
+                                                                  "task.num_val=32", "task.num_test=32"]
+    result = run(compose(*overrides, "train.save_weights=true"), tmp_path / "cells")
+    record = tmp_path / "cells" / result.run_dir.split("/")[-1] / "result.json"
+    maps, roles, _ = coefficient_maps(record)
+    assert len(roles) == 15 and roles[-1] == "query" and set(roles) <= {"key", "value", "noise", "query"}
+    init, trained = maps["init"][0], maps["trained"][0]
+    assert init.shape == trained.shape == (2, 15, 15) and not np.allclose(init, trained)
+    assert np.allclose(np.triu(trained, 1), 0)
+    (png,) = write_maps([tmp_path], tmp_path / "maps")
+    assert png.exists() and png.stat().st_size > 10_000
