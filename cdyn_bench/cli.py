@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -100,6 +101,11 @@ def run_main() -> None:
     _run_app()
 
 
+# cdyn-report's other views of the records: flag -> (module, writer(dirs, out) -> (table or None, files)).
+VIEWS = {"principles": ("cdyn_bench.report", "write_principles"), "spectra": ("cdyn_bench.spectra", "write_spectra"),
+         "maps": ("cdyn_bench.maps", "write_maps")}
+
+
 def report_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cdyn-report", description="Aggregate run records (result.json files) into a table and figures.")
@@ -117,13 +123,14 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--where", action="append", default=[], metavar="KEY=V1,V2",
                         help="keep only the records whose config KEY has one of the values (repeatable), "
                              "e.g. --where model.mixer.phi=exp,identity")
-    parser.add_argument("--principles", action="store_true",
+    views = parser.add_mutually_exclusive_group()
+    views.add_argument("--principles", action="store_true",
                         help="instead of the table: each record's principle card (cdyn-explain) beside its outcome, "
                              "with where the predictions held and failed (principles.{csv,md})")
-    parser.add_argument("--spectra", action="store_true",
+    views.add_argument("--spectra", action="store_true",
                         help="instead of the table: eigenvalue-magnitude spectra at init and trained of the runs that "
                              "saved their weights (train.save_weights=true): spectra.{csv,md,png}")
-    parser.add_argument("--maps", action="store_true",
+    views.add_argument("--maps", action="store_true",
                         help="instead of the table: coefficient maps alpha_ij at init and trained, per layer and head, "
                              "on a test sequence with the task's roles marked, for runs that saved their weights")
     parser.add_argument("--mad-score", action="store_true",
@@ -141,27 +148,17 @@ def report_main(argv: list[str] | None = None) -> None:
     for d in args.dirs:
         if not d.exists():
             report_parser().error(f"{d}: no such file or directory")
-    if args.maps:
-        from cdyn_bench.maps import write_maps
-
-        try:
-            files = write_maps(args.dirs, args.out or args.dirs[0] / "report")
-        except ValueError as err:
-            print(f"cdyn-report: error: {err}", file=sys.stderr)
-            sys.exit(1)
-        print("wrote: " + " ".join(map(str, files)))
-        return
-    if args.principles or args.spectra:
-        if args.principles:
-            from cdyn_bench.report import write_principles as write
-        else:
-            from cdyn_bench.spectra import write_spectra as write
+    view = next((name for name in VIEWS if getattr(args, name)), None)
+    if view is not None:
+        module, function = VIEWS[view]
+        write = getattr(importlib.import_module(module), function)
         try:
             table, files = write(args.dirs, args.out or args.dirs[0] / "report")
         except ValueError as err:
             print(f"cdyn-report: error: {err}", file=sys.stderr)
             sys.exit(1)
-        print(table.to_markdown(index=False))
+        if table is not None:
+            print(table.to_markdown(index=False))
         print("wrote: " + " ".join(map(str, files)))
         return
     try:

@@ -86,8 +86,8 @@ def figure(maps: dict[str, list[np.ndarray]], roles: list[str], title: str, path
     plt.close(fig)
 
 
-def write_maps(dirs: list[Path], out: Path, example: int = 0) -> list[Path]:
-    """maps_<run>.png for every run under `dirs` that saved its weights."""
+def write_maps(dirs: list[Path], out: Path, example: int = 0) -> tuple[None, list[Path]]:
+    """maps_<run>.png for every run under `dirs` that saved its weights (no table: None)."""
     paths = sorted({p for d in map(Path, dirs) for p in Path(d).rglob(RESULT) if (p.parent / WEIGHTS["trained"]).exists()})
     if not paths:
         raise ValueError(f"no run under {', '.join(map(str, dirs))} saved its weights (train.save_weights=true)")
@@ -99,4 +99,4 @@ def write_maps(dirs: list[Path], out: Path, example: int = 0) -> list[Path]:
         title = f"{config['model']['name']} on {config['task']['name']}, test sequence {example} (rows: queries i)"
         figure(maps, roles, title, out / f"maps_{name}.png")
         files.append(out / f"maps_{name}.png")
-    return files
+    return None, files

@@ -64,5 +64,5 @@ def test_coefficient_maps_at_init_and_trained_with_roles(tmp_path):
     init, trained = maps["init"][0], maps["trained"][0]
     assert init.shape == trained.shape == (2, 15, 15) and not np.allclose(init, trained)
     assert np.allclose(np.triu(trained, 1), 0)
-    (png,) = write_maps([tmp_path], tmp_path / "maps")
+    _, (png,) = write_maps([tmp_path], tmp_path / "maps")
     assert png.exists() and png.stat().st_size > 10_000
