@@ -50,7 +50,11 @@ FINDINGS = {
     "normalization": Finding(
         sweeps=["normalization", "normalization_boundaries"],
         reports=[
-            Report(["normalization"], "normalization", ["--x", "model.mixer.eta"]),
+            Report(["normalization"], "normalization", ["--x", "model.mixer.eta", "--heat", "model.mixer.phi",
+                                                        "model.mixer.eta"]),
+            *(Report(["normalization"], f"normalization/{a}", ["--where", f"model.mixer.A={a}", "--x", "model.mixer.eta",
+                                                               "--heat", "model.mixer.phi", "model.mixer.eta"])
+              for a in ("identity", "scalar_gate")),
             Report(["normalization", "normalization_boundaries"], "normalization/boundaries",
                    ["--where", "model.mixer.A=identity", "--where", "model.mixer.phi=exp", "--x", "model.mixer.eta"]),
         ],
