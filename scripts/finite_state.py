@@ -64,7 +64,7 @@ def figure(df: pd.DataFrame, path: Path) -> None:
 
     fig, (mem, speed) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for i, (preset, rows) in enumerate(df.groupby("preset", sort=False)):
-        style = {"color": f"C{i % 10}", "marker": "o", "linestyle": "-" if rows["finite_state"].iloc[0] else "--"}
+        style = {"color": plt.cm.tab20(i % 20), "marker": "o", "linestyle": "-" if rows["finite_state"].iloc[0] else "--"}
         mem.plot(rows["context"], rows["cache_floats"], label=preset, **style)
         speed.plot(rows["context"], rows["ms_per_token"], **style)
     for ax, label in ((mem, "floats held per sequence"), (speed, "ms per generated token (fastest)")):
@@ -100,7 +100,7 @@ def main() -> None:
         "",
         "## Floats held per sequence",
         "",
-        wide["cache_floats"].reset_index().to_markdown(index=False),
+        wide["cache_floats"].astype(int).reset_index().to_markdown(index=False, intfmt=","),
         "",
         "## ms per generated token",
         "",
