@@ -264,7 +264,7 @@ def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
 
     swept = varying(df, cell)
     x = x or default_x(df, swept, over)
-    runs, summary = figure_data(df, cell, over, [x])
+    runs, summary = figure_data(df, cell, over, [x, *(series or [])])
     series = series or [k for k in swept + (over if x in over else []) if k != x]
     title = describe(df)
     if over:

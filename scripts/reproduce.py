@@ -58,7 +58,7 @@ FINDINGS = {
             Report(["normalization", "normalization_boundaries"], "normalization/boundaries",
                    ["--where", "model.mixer.A=identity", "--where", "model.mixer.phi=exp", "--x", "model.mixer.eta"]),
         ],
-        quick={"normalization": ["model.mixer.phi=exp", "+evolution=identity_rotary"],
+        quick={"normalization": ["model.mixer.phi=exp", "model.mixer.eta=one,sum"],
                "normalization_boundaries": ["+condition=no_clip"]},
     ),
     "unstable_evolution": Finding(
@@ -94,8 +94,8 @@ FINDINGS = {
         reports=[Report(["position", "position_conv"], f"position/{task}",
                         ["--where", f"task.name={task}", "--heat", "model.mixer.A", "model.pos_emb",
                          "--x", "model.mixer.A"]) for task in ("selective_copy", "icr")],
-        quick={"position": ["+order_task=selective_copy", "model.mixer.A=identity,scalar_gate", "model.pos_emb=none"],
-               "position_conv": ["+order_task=selective_copy", "model.mixer.A=identity"]},
+        quick={"position": ["model.mixer.A=identity,scalar_gate", "model.pos_emb=none"],
+               "position_conv": ["model.mixer.A=identity"]},
         folder="principles",
     ),
     "evolution_structure": Finding(

@@ -259,8 +259,8 @@ def test_a_divergence_figure_is_drawn_when_a_run_diverged(grid, tmp_path):
 
 
 def test_the_frontier_figure_puts_state_size_on_x_with_chosen_series(grid, tmp_path):
-    files = make_report([grid], tmp_path / "f", x="state_size", series=["model.name"]).files
-    assert tmp_path / "f" / "accuracy_vs_state_size.png" in files
+    files = make_report([grid], tmp_path / "f", x="state_size", series=["model.name", "task.seq_len"]).files
+    assert tmp_path / "f" / "accuracy_vs_state_size.png" in files  # task.seq_len does not vary: one value per line
     with pytest.raises(ValueError, match="or one of state_size"):
         make_report([grid], tmp_path / "f", x="size")
     with pytest.raises(ValueError, match="not a config key"):
