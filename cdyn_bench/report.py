@@ -387,8 +387,10 @@ def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[st
 
 def principles_table(dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per record and checkable prediction: the prediction, the outcome, held or failed;
-    per prediction and value: runs, held, failed) from the cards the records carry."""
-    from cdyn_bench.principles import outcome_check
+    per prediction and value: runs, held, failed) from the cards the records carry (a record written
+    before cards were recorded gets its card from its config: the card depends on nothing else)."""
+    from cdyn_bench.config import from_record
+    from cdyn_bench.principles import card_record, outcome_check
 
     rows = []
     for path in find_records(dirs):
@@ -397,7 +399,8 @@ def principles_table(dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         except ValueError:
             continue
         accuracy = result.metrics.get("test_accuracy", math.nan)
-        for name, value in result.principles.items():
+        predictions = result.principles or card_record(from_record(result.config))
+        for name, value in predictions.items():
             verdict = outcome_check(name, value, result.status, accuracy, result.config["task"]["name"])
             if verdict is not None:
                 rows.append({"prediction": name, "value": value, "task.name": result.config["task"]["name"],

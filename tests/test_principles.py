@@ -40,6 +40,10 @@ def test_known_cases():
     assert gated["zero_set"] == "hyperplane" and gated["normaliser_sign"] == "none"
     unstable = ("model=softmax", "model.mixer.A=fixed", "model.mixer.gamma=1.05", "task=noisy_icr", "task.seq_len=128")
     assert predicted(*unstable, "model.mixer.eta=one")["growth"] == "overflow"
+    (growth,) = [p for p in card(compose(*unstable, "model.mixer.eta=one")) if p.name == "growth"]
+    assert "1.05^127 = 491" in growth.reason
+    linear_no_pe = card(compose("model=linear", "model.pos_emb=none"))
+    assert any("permutation-invariant" in p.reason for p in linear_no_pe if p.name == "order")
     assert predicted(*unstable, "model.mixer.eta=sum")["growth"] == "normalised"
     assert predicted(*unstable, "model.mixer.eta=one", "model.mixer.phi=identity")["growth"] == "unbounded"
     assert predicted("model=softmax", "model.mixer.A=fixed", "model.mixer.gamma=0.9")["growth"] == "bounded"

@@ -66,3 +66,26 @@ def test_coefficient_maps_at_init_and_trained_with_roles(tmp_path):
     assert np.allclose(np.triu(trained, 1), 0)
     _, (png,) = write_maps([tmp_path], tmp_path / "maps")
     assert png.exists() and png.stat().st_size > 10_000
+
+
+def test_known_answers_of_the_spectrum():
+    """A = 1.05 I with eta = 1: every magnitude 1.05; softmax with all-equal scores: lambda_i = i / (i + 1)
+    (0-based: eta_i = i + 1); a diagonal gate: its entries; a Householder step with |k| = 1, beta = 1:
+    eigenvalues 0 and 1."""
+    s = seen("model=softmax", "model.mixer.A=fixed", "model.mixer.gamma=1.05", "model.mixer.phi=identity",
+             "model.mixer.eta=one")
+    assert torch.allclose(magnitudes(s), torch.full_like(magnitudes(s), 1.05))
+    model = LanguageModel(compose("model=softmax", "model.d_model=16").model, vocab_size=11).double()
+    for block in model.blocks:
+        torch.nn.init.zeros_(block.mixer.proj.weight)
+    lam = magnitudes(inspect_model(model, torch.randint(0, 11, (2, 9)))[0])
+    i = torch.arange(1, 9, dtype=torch.float64)
+    assert torch.allclose(lam, ((i - 1 + 1) / (i + 1))[None, :, None, None].expand_as(lam))
+    from cdyn_bench.mixer.components import Evolution
+    from cdyn_bench.mixer.introspect import eigenvalues
+
+    log_d = -torch.rand(1, 3, 2, 4, dtype=torch.float64)
+    assert torch.allclose(eigenvalues(Evolution(log_d), log_d.shape, log_d), torch.exp(log_d))
+    k = torch.nn.functional.normalize(torch.randn(1, 3, 2, 4, dtype=torch.float64), dim=-1)
+    house = eigenvalues(Evolution(None, torch.ones(1, 3, 2, dtype=torch.float64), k), k.shape, k)
+    assert torch.equal(house[..., 0], torch.zeros(1, 3, 2, dtype=torch.float64)) and (house[..., 1:] == 1).all()
