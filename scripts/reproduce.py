@@ -129,8 +129,10 @@ QUICK = ["seed=0", "train.lr=3e-3", "train.max_steps=60", "train.eval_every=30",
 
 
 def sh(command: list[str]) -> None:
+    """Run a console script of this environment (beside the running Python, else on PATH) from the repo root."""
     print("$ " + shlex.join(command), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)
+    script = Path(sys.executable).parent / command[0]
+    subprocess.run([str(script) if script.exists() else command[0], *command[1:]], cwd=ROOT, check=True)
 
 
 def records(root: Path, sweep: str) -> Path:
