@@ -47,7 +47,8 @@ def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series
                     title: str, metric: str = "test_accuracy", ylabel: str = "test accuracy") -> Figure:
     """Mean test accuracy (or another per-run `metric` in [0, 1] with <metric>_mean/_std in `summary`) over
     seeds (a diverged seed counts 0) against `x`, one line per series, a ±std band, each completed seed as
-    a dot, and diverged seeds as red crosses on the x axis."""
+    a dot, and, for accuracy, diverged seeds as red crosses on the x axis (a failed run scores 0; other
+    metrics of a diverged run are not 0, so no cross is drawn)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     order = sorted(records[x].unique(), key=str)
     for i, (name, rows) in enumerate(summary.groupby(series, sort=True) if series else [((), summary)]):
@@ -59,9 +60,9 @@ def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series
         runs = records if not series else records.merge(rows[series].drop_duplicates(), on=series)
         done = runs[runs["status"] == "completed"]
         ax.plot(x_positions(done[x], order), done[metric], ".", color=color, alpha=0.6)
-        bad = runs[runs["status"] == "diverged"]
+        bad = runs[runs["status"] == "diverged"] if metric == "test_accuracy" else runs.iloc[:0]
         ax.plot(x_positions(bad[x], order), np.zeros(len(bad)), **DIVERGED_STYLE)
-    if (records["status"] == "diverged").any():
+    if metric == "test_accuracy" and (records["status"] == "diverged").any():
         ax.plot([], [], label="diverged run", **DIVERGED_STYLE)
     set_x_axis(ax, records[x], order, x)
     ax.set_ylabel(f"{ylabel} (mean ± std over seeds)")

@@ -120,6 +120,9 @@ class LanguageModel(nn.Module):
         start = caches[0].position if caches[0] is not None else 0
         x = self.embed(tokens)
         if self.pos is not None:
+            if start + tokens.shape[1] > self.cfg.max_len:
+                raise ValueError(f"position {start + tokens.shape[1]} is past the learned position table "
+                                 f"(model.max_len={self.cfg.max_len})")
             x = x + self.pos.weight[start: start + tokens.shape[1]]
         new = []
         for block, cache in zip(self.blocks, caches):

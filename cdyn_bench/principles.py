@@ -45,27 +45,31 @@ class Prediction:
 
 
 def state_prediction(model: ModelConfig, seq_len: int) -> Prediction:
+    """Finite state or KV cache, with the floats per layer the streaming cache holds (CoeffMixer.state_size,
+    which a test checks against the cache itself), the short convolution's last inputs included."""
+    from cdyn_bench.mixer.layer import CoeffMixer
+
     cfg = model.mixer
     n, dv = cfg.dims(model.d_model)
     H = cfg.n_heads
+    size = CoeffMixer(model.d_model, cfg, rotary=model.pos_emb == "rotary").state_size(seq_len)
+    conv = f" plus the convolution's last {cfg.conv_size - 1} inputs" if cfg.conv_size > 1 else ""
     if cfg.phi == "identity" and cfg.eta in STATE_NORMALISERS:
         extra = " plus the causal sum and its log scale, H (n + 1)" if cfg.eta in ("sum", "mlstm") else ""
-        size = H * n * dv + (H * (n + 1) if cfg.eta in ("sum", "mlstm") else 0)
         return Prediction("memory", "finite_state", f"phi = identity with eta = {cfg.eta}: the sum collapses into a "
-                          f"state S_i = A_i S_(i-1) + b_i v_i^T of H n dv = {H}*{n}*{dv}{extra} = {size:,} floats "
-                          f"per layer, whatever the length")
-    heads_k = 1 if cfg.share_qk else H
-    per_token = heads_k * n + H * dv
+                          f"state S_i = A_i S_(i-1) + b_i v_i^T of H n dv = {H}*{n}*{dv}{extra}{conv}: {size:,} "
+                          f"floats per layer, whatever the length")
     return Prediction("memory", "kv_cache", f"phi = {cfg.phi}, eta = {cfg.eta}: no finite state; every past b_j and "
-                      f"v_j is kept, (H_k n + H dv) = {per_token} floats per token and layer, "
-                      f"{per_token * seq_len:,} at seq_len {seq_len}")
+                      f"v_j is kept, H (n + dv) = {H * (n + dv)} floats per token and layer (with a scalar A also "
+                      f"each key's log offset){conv}: {size:,} at length {seq_len}")
 
 
 def order_prediction(model: ModelConfig) -> Prediction:
     cfg = model.mixer
-    invariant = cfg.A == "identity" and model.pos_emb == "none" and cfg.conv_size == 0
+    identity = cfg.A == "identity" or (cfg.A == "fixed" and cfg.gamma_heads == "same" and cfg.gamma == 1.0)
+    invariant = identity and model.pos_emb == "none" and cfg.conv_size == 0
     if not invariant:
-        sources = [s for s, on in (("A_t != I", cfg.A != "identity"), (f"pos_emb = {model.pos_emb}", model.pos_emb != "none"),
+        sources = [s for s, on in (("A_t != I", not identity), (f"pos_emb = {model.pos_emb}", model.pos_emb != "none"),
                                    (f"a width-{cfg.conv_size} convolution", cfg.conv_size > 0)) if on]
         return Prediction("order", "encoded", f"positions enter through {', '.join(sources)}")
     if model.n_layers == 1:
@@ -90,22 +94,32 @@ def radius_bound(cfg: MixerConfig) -> tuple[float, str]:
                                                   if cfg.A == "gated_householder" else "")
 
 
+# Normalisers computed from the coefficients themselves, which divide a common growth out.
+SCORE_NORMALISERS = ("sum", "abs_sum", "mlstm")
+
+
 def growth_prediction(cfg: MixerConfig, seq_len: int) -> Prediction:
+    """bounded (radius <= 1, no input gate); normalised (growth that eta divides out); overflow (the float32
+    forward must overflow: the decay product itself passes float32, or phi = exp of a unit score grown by
+    it does, with nothing normalising); unbounded (growth no normaliser removes, not certain to overflow)."""
     radius, why = radius_bound(cfg)
     log_growth = (seq_len - 1) * math.log(radius)
-    normalised = cfg.eta != "one"
     gated_input = cfg.b == "input_gate_key"
     bound = f"{radius:g}^{seq_len - 1} = {math.exp(log_growth):.3g}" if log_growth < 700 else f"exp({log_growth:.0f})"
     if log_growth <= 1e-12 and not gated_input:
         return Prediction("growth", "bounded", f"{why}: coefficients cannot grow along the sequence (bound {bound})")
-    source = f"{why}, over seq_len {seq_len}: |A_i...A_(j+1)| up to {bound}" if log_growth > 1e-12 else \
+    source = f"{why}, over length {seq_len}: |A_i...A_(j+1)| up to {bound}" if log_growth > 1e-12 else \
         "the mLSTM input gate exp(i~_j) is unbounded"
-    if normalised:
+    if log_growth > FLOAT32_LOG_MAX:
+        return Prediction("growth", "overflow", f"{source}: the decay product itself passes float32's range")
+    if cfg.eta in SCORE_NORMALISERS and cfg.phi != "exp" or cfg.eta == "sum":
         return Prediction("growth", "normalised", f"{source}; eta = {cfg.eta} divides it out (computed in log space)")
-    overflow = cfg.phi == "exp" and (log_growth > 0 or gated_input)
-    return Prediction("growth", "overflow" if overflow else "unbounded",
-                      f"{source}; eta = 1 does not normalise it" +
-                      (f", and exp of the grown scores passes float32's {FLOAT32_LOG_MAX:.1f}" if overflow else ""))
+    exp_overflow = cfg.phi == "exp" and (math.exp(log_growth) > FLOAT32_LOG_MAX or gated_input)
+    reason = {"one": "eta = 1 does not normalise it", "learned": "a learned eta does not see the scores",
+              "abs_sum": "eta = abs_sum divides it out, but exp is taken before the division",
+              "mlstm": "eta = mlstm divides it out, but exp is taken before the division"}[cfg.eta]
+    return Prediction("growth", "overflow" if exp_overflow else "unbounded", f"{source}; {reason}" + (
+        f", and exp of a unit score grown this much passes float32's {FLOAT32_LOG_MAX:.1f}" if exp_overflow else ""))
 
 
 def selectivity_prediction(cfg: MixerConfig) -> Prediction:
@@ -131,7 +145,7 @@ def nonnegative_scores(cfg: MixerConfig) -> bool:
     """Whether q_i^T A_i...A_{j+1} b_j >= 0 always: positive feature maps on q and on k (b = psi(k)) and an
     A with nonnegative entries (scalar or diagonal factors; a Householder factor can flip signs)."""
     positive = cfg.psi in ("elu1", "relu", "exp", "softmax") and cfg.b == "feature"
-    return positive and cfg.A not in ("householder", "gated_householder") and not cfg.normalize_q
+    return positive and cfg.A not in ("householder", "gated_householder")
 
 
 def sign_prediction(cfg: MixerConfig) -> Prediction:
@@ -148,7 +162,7 @@ def sign_prediction(cfg: MixerConfig) -> Prediction:
 
 def card(cfg: RunConfig) -> list[Prediction]:
     """The predictions for a run config, in reading order."""
-    seq_len = int(cfg.task.params.get("seq_len", 0)) or 1
+    seq_len = cfg.task.check().inputs.shape[1]  # the model's length T (the recall tasks shift: seq_len - 1)
     mixer = cfg.model.mixer
     return [state_prediction(cfg.model, seq_len), order_prediction(cfg.model), growth_prediction(mixer, seq_len),
             selectivity_prediction(mixer), score_prediction(mixer, cfg.model.d_model), sign_prediction(mixer)]

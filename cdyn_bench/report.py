@@ -43,8 +43,8 @@ def find_records(dirs: list[Path]) -> list[Path]:
 
 
 def run_extremes(result: RunResult) -> dict[str, float]:
-    """Each of EXTREMES at its largest over the run's evaluations and its divergence (nan: never
-    measured or never finite). A divergence's non-finite gradient norm makes grad_norm_max nan."""
+    """Each of EXTREMES at its largest over the run's evaluations and its divergence (nan: never measured;
+    cdyn_bench.train.INFINITY: it overflowed)."""
     snapshots = result.history + ([result.divergence] if result.divergence else [])
     out = {}
     for key in EXTREMES:
@@ -60,9 +60,8 @@ def flatten(result: RunResult) -> dict:
     run = {k: getattr(result, k) for k in RUN_COLUMNS}
     run["diverged_at"] = math.nan if result.diverged_at is None else result.diverged_at
     at = result.divergence or {}
-    if at:
-        grad = at.get("grad_norm")
-        run["grad_norm_max"] = max(result.grad_norm_max, grad) if grad is not None else math.nan
+    if at.get("grad_norm") is not None and not math.isnan(at["grad_norm"]):
+        run["grad_norm_max"] = max(result.grad_norm_max, at["grad_norm"])
     metrics = {m: result.metrics.get(m, math.nan) for m in METRICS + SELECTIVITY}
     return {**config, **run, **metrics, **run_extremes(result), "history": result.history}
 
@@ -173,8 +172,10 @@ def write_mad_score(tab: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def significant(value: float) -> str:
-    """A diagnostic in 3 significant digits; '-' where it was never measured or never finite."""
-    return "-" if pd.isna(value) else f"{value:.3g}"
+    """A diagnostic in 3 significant digits; 'inf' where it overflowed (recorded as 1e308), '-' where unknown."""
+    if pd.isna(value):
+        return "-"
+    return "inf" if abs(value) >= 1e300 else f"{value:.3g}"
 
 
 def accuracy_text(mean: float, std: float) -> str:
@@ -312,6 +313,14 @@ def mixed_versions(df: pd.DataFrame) -> list[str]:
             f"rerun the sweep with the current code to regenerate the older cells"]
 
 
+def as_written(value: object) -> str:
+    """A config value as the command line writes it: 2 for an integer-valued float (a column with a missing
+    value is float), True/False, exp."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def select_where(df: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
     """The rows whose config matches every 'KEY=V1,V2' condition (values compared as the table prints
     them, e.g. 'exp', '1.05', 'True'); ValueError naming a malformed condition or an unknown key."""
@@ -321,7 +330,7 @@ def select_where(df: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
             raise ValueError(f"--where {condition!r}: expected KEY=VALUE[,VALUE...], e.g. model.mixer.phi=exp,identity")
         check_keys(df, [key])
         allowed = values.split(",")
-        df = df[df[key].map(str).isin(allowed)]
+        df = df[df[key].map(as_written).isin(allowed)]
         if df.empty:
             raise ValueError(f"--where {condition}: no record has {key} in {allowed}")
     return df.reset_index(drop=True)

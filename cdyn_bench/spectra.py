@@ -41,10 +41,14 @@ def magnitudes(seen: dict) -> torch.Tensor:
 
 
 def bin_shares(values: torch.Tensor) -> np.ndarray:
-    """(B, len(BINS)): per sequence, the share of `values` (B, ...) in each bin; the first bin is closed."""
+    """(B, len(BINS)): per sequence, the share of `values` (B, ...) in each bin; the first bin is closed.
+    Non-finite values (a row whose normaliser is zero, e.g. phi = relu with every score negative, has no
+    ratio) are left out of the shares; a sequence with no finite value gets nan."""
     flat = values.flatten(1).numpy()
-    index = np.digitize(flat, EDGES[1:-1], right=True)  # 0 for [0, 0.1], ..., 6 for > 100
-    return np.stack([(index == k).mean(1) for k in range(len(BINS))], axis=1)
+    finite = np.isfinite(flat)
+    index = np.digitize(np.where(finite, flat, 0.0), EDGES[1:-1], right=True)  # 0 for [0, 0.1], ..., 6 for > 100
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.stack([((index == k) & finite).sum(1) / finite.sum(1) for k in range(len(BINS))], axis=1)
 
 
 def spectrum(model: LanguageModel, tokens: torch.Tensor) -> list[dict]:
@@ -55,8 +59,8 @@ def spectrum(model: LanguageModel, tokens: torch.Tensor) -> list[dict]:
         for head in range(lam.shape[2]):
             shares = bin_shares(lam[:, :, head])
             for k, name in enumerate(BINS):
-                rows.append({"layer": layer, "head": head, "bin": name, "share_mean": float(shares[:, k].mean()),
-                             "share_std": float(shares[:, k].std())})
+                rows.append({"layer": layer, "head": head, "bin": name, "share_mean": float(np.nanmean(shares[:, k])),
+                             "share_std": float(np.nanstd(shares[:, k]))})
     return rows
 
 

@@ -95,6 +95,15 @@ def evaluate(model: nn.Module, examples: Examples, batch_size: int, device: torc
     return accuracy(torch.cat(preds), torch.cat(targets))
 
 
+# JSON has no infinity: a diagnostic that overflowed is recorded as +-INFINITY (nan stays nan -> null).
+INFINITY = 1e308
+
+
+def as_json_numbers(values: dict[str, float]) -> dict[str, float]:
+    """The diagnostics with +-inf written as +-INFINITY, so a record keeps that a value overflowed."""
+    return {k: math.copysign(INFINITY, v) if isinstance(v, float) and math.isinf(v) else v for k, v in values.items()}
+
+
 def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.device,
           display: Display | None = None) -> TrainOutcome:
     """Train until max_steps, a validation accuracy >= target_accuracy, or a non-finite loss.
@@ -125,7 +134,8 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
         norm = float(grad_norm)
         if not (torch.isfinite(loss) and math.isfinite(norm)):
             outcome.status, outcome.diverged_at = "diverged", step
-            outcome.divergence = {"step": step, "loss": float(loss.detach()), "grad_norm": norm, **extremes(model, probe)}
+            outcome.divergence = as_json_numbers({"step": step, "loss": float(loss.detach()), "grad_norm": norm,
+                                                  **extremes(model, probe)})
             break
         window_grad_max = max(window_grad_max, norm)
         outcome.grad_norm_max = max(outcome.grad_norm_max, norm)
@@ -138,7 +148,7 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
             outcome.history.append({
                 "step": step, "train_loss": float(np.mean(losses)), "val_accuracy": val["accuracy"],
                 "val_macro_accuracy": val["macro_accuracy"], "seconds": elapsed,
-                "grad_norm_max": window_grad_max, **extremes(model, probe),
+                "grad_norm_max": window_grad_max, **as_json_numbers(extremes(model, probe)),
             })
             losses, window_grad_max = [], 0.0
             if display is not None:

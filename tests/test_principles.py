@@ -25,9 +25,7 @@ def test_memory_is_a_finite_state_exactly_for_linear_readouts_and_its_size_is_th
     (memory,) = [p for p in card(cfg) if p.name == "memory"]
     mixer = LanguageModel(cfg.model, 256).blocks[0].mixer
     assert (memory.value == "finite_state") == mixer.finite_state
-    if mixer.finite_state:
-        conv = (cfg.model.mixer.conv_size - 1) * mixer.proj.out_features if cfg.model.mixer.conv_size else 0
-        assert f"{mixer.state_size(64) - conv:,} floats per layer" in memory.reason
+    assert f"{mixer.state_size(64):,}" in memory.reason  # MQAR's T = 64: what the streaming cache holds
 
 
 def test_known_cases():
@@ -41,7 +39,8 @@ def test_known_cases():
     unstable = ("model=softmax", "model.mixer.A=fixed", "model.mixer.gamma=1.05", "task=noisy_icr", "task.seq_len=128")
     assert predicted(*unstable, "model.mixer.eta=one")["growth"] == "overflow"
     (growth,) = [p for p in card(compose(*unstable, "model.mixer.eta=one")) if p.name == "growth"]
-    assert "1.05^127 = 491" in growth.reason
+    # seq_len 128 is T = 127 model inputs (MAD's shift), so the longest distance i - j is 126.
+    assert "1.05^126 = 468" in growth.reason
     linear_no_pe = card(compose("model=linear", "model.pos_emb=none"))
     assert any("permutation-invariant" in p.reason for p in linear_no_pe if p.name == "order")
     assert predicted(*unstable, "model.mixer.eta=sum")["growth"] == "normalised"
@@ -100,3 +99,16 @@ def test_report_principles_counts_where_predictions_held(tmp_path):
     out = subprocess.run([str(Path(sys.executable).parent / "cdyn-report"), str(tmp_path), "--principles", "--out",
                           str(tmp_path / "p")], capture_output=True, text=True, check=True)
     assert (tmp_path / "p" / "principles.md").exists() and "overflow" in out.stdout
+
+
+def test_growth_is_overflow_only_where_float32_must_overflow():
+    base = ("model=softmax", "model.mixer.A=fixed", "task.seq_len=256", "task.num_kv_pairs=8")
+    assert predicted(*base, "model.mixer.gamma=1.001", "model.mixer.eta=one")["growth"] == "unbounded"  # 1.29x
+    assert predicted(*base, "model.mixer.gamma=1.5", "model.mixer.eta=one", "model.mixer.phi=identity")["growth"] \
+        == "overflow"  # 1.5^255 passes float32 for any phi
+    assert predicted(*base, "model.mixer.gamma=1.05", "model.mixer.eta=learned")["growth"] == "overflow"
+    assert predicted(*base, "model.mixer.gamma=1.05", "model.mixer.eta=learned", "task.seq_len=64")["growth"] \
+        == "unbounded"  # 1.05^63 = 21.6: a unit score stays below exp's limit
+    assert predicted("model=softmax", "model.mixer.A=fixed", "model.mixer.gamma=1.0", "model.pos_emb=none",
+                     "model.n_layers=1")["order"] == "invariant"  # gamma = 1 is A = I
+    assert predicted("model=linear", "model.mixer.normalize_q=true")["normaliser_sign"] == "positive"

@@ -230,11 +230,16 @@ def test_diagnostics_are_the_largest_over_evaluations_divergence_and_seeds(tmp_p
     (row,) = make_report([tmp_path], tmp_path / "report").table.to_dict("records")
     assert row["grad_norm_max"] == 7.0 and row["diverged_at_median"] == 3
     assert row["log_alpha_max"] == 2.0 and row["score_abs_max"] == 9.0 and row["log_eta_max"] == 3.0
-    # A non-finite gradient norm at the divergence (stored as null) leaves the run's largest unknown.
+    # A nan gradient norm at the divergence (stored as null) keeps the run's finite largest; an overflow
+    # (stored as 1e308) reads as inf.
     b.divergence["grad_norm"] = None
     write_result(b, tmp_path / b.run_dir)
     df, _ = load([tmp_path])
-    assert math.isnan(df.set_index("seed").loc[1, "grad_norm_max"])
+    assert df.set_index("seed").loc[1, "grad_norm_max"] == 1.0
+    b.divergence["log_eta_max"] = 1e308
+    write_result(b, tmp_path / b.run_dir)
+    report = make_report([tmp_path], tmp_path / "report")
+    assert " inf " in markdown(report.table, report.keys).splitlines()[2]
 
 
 def test_where_keeps_the_matching_records_and_names_a_bad_condition(grid, tmp_path):

@@ -89,3 +89,10 @@ def test_known_answers_of_the_spectrum():
     k = torch.nn.functional.normalize(torch.randn(1, 3, 2, 4, dtype=torch.float64), dim=-1)
     house = eigenvalues(Evolution(None, torch.ones(1, 3, 2, dtype=torch.float64), k), k.shape, k)
     assert torch.equal(house[..., 0], torch.zeros(1, 3, 2, dtype=torch.float64)) and (house[..., 1:] == 1).all()
+
+
+def test_rows_without_a_normaliser_ratio_are_left_out_of_the_shares():
+    values = torch.tensor([[0.05, float("nan"), float("inf"), 2.0], [float("nan")] * 4], dtype=torch.float64)
+    shares = bin_shares(values)
+    assert shares[0, 0] == pytest.approx(0.5) and shares[0, 4] == pytest.approx(0.5) and shares[0].sum() == 1
+    assert np.isnan(shares[1]).all()

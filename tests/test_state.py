@@ -145,3 +145,15 @@ def test_streaming_a_nonlinear_readout_with_diagonal_a_is_refused():
     cfg = compose("model.d_model=16", "model.mixer.phi=exp", "model.mixer.eta=sum", "model.mixer.A=diag_gate").model
     with pytest.raises(ValueError, match="diagonal or Householder A"):
         LanguageModel(cfg, vocab_size=11).step(torch.zeros(1, 3, dtype=torch.long))
+
+
+def test_a_width_one_convolution_keeps_no_inputs_and_learned_positions_end_at_max_len():
+    cfg = compose("model=gated", "model.d_model=16", "model.mixer.n_heads=2", "model.mixer.conv_size=1").model
+    mixer = LanguageModel(cfg, vocab_size=11).blocks[0].mixer
+    with torch.no_grad():
+        cache = mixer.step(torch.randn(1, 20, 16))[1]
+    assert cache.conv.shape[1] == 0 and cache.floats() == mixer.state_size(20)
+    model = LanguageModel(compose("model=gated", "model.pos_emb=learned", "model.max_len=8", "task.seq_len=8",
+                                  "task.num_kv_pairs=2").model, vocab_size=11)
+    with pytest.raises(ValueError, match="model.max_len=8"):
+        model.step(torch.zeros(1, 9, dtype=torch.long))

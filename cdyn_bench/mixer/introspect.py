@@ -1,13 +1,13 @@
-"""Introspection for analyses: per layer, the coefficients alpha, the eigenvalues of A_t and eta.
+"""Introspection for analyses: per layer, the coefficients alpha, the eigenvalues of A_t and |eta|.
 
-Everything is computed in float64 from the mixer's own components (q, b, A_t, the learned eta),
-so a model whose float32 forward overflows can still be read: the normaliser in log space
-(log-sum-exp of the scores when phi = exp), the coefficients and scores from the definition.
+Everything is computed in float64 by a float64 copy of each mixer on its actual (float32) input, so
+a model whose float32 forward overflows can still be read: the normaliser in log space (log-sum-exp
+of the scores when phi = exp), the coefficients and scores from the definition.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 
 import torch
 from torch import Tensor, nn
@@ -16,11 +16,6 @@ from cdyn_bench.choices import EXTREMES
 from cdyn_bench.mixer.components import PHIS, Evolution
 from cdyn_bench.mixer.forms import _causal, coefficients, transported_scores
 from cdyn_bench.mixer.layer import CoeffMixer
-
-
-def as_float64(evolution: Evolution) -> Evolution:
-    return Evolution(**{f.name: None if (t := getattr(evolution, f.name)) is None else t.double()
-                        for f in dataclasses.fields(evolution)})
 
 
 def eigenvalues(evolution: Evolution, shape: torch.Size, like: Tensor) -> Tensor:
@@ -65,15 +60,16 @@ def log_coefficients(scores: Tensor, log_eta: Tensor, phi: str) -> Tensor:
 
 
 def float64_components(mixer: CoeffMixer, u: Tensor) -> tuple[Tensor, Tensor, Evolution, Tensor | None]:
-    """q, b (B, T, H, n), A_t and the learned eta of the mixer for block input u, in float64."""
-    q, b, _, evolution, eta_learned = mixer.components(u)
-    return q.double(), b.double(), as_float64(evolution), None if eta_learned is None else eta_learned.double()
+    """q, b (B, T, H, n), A_t and the learned eta of the mixer for block input u, computed in float64 by a
+    float64 copy of the mixer (so a learned eta = exp(f(.)) that overflows float32 stays finite)."""
+    q, b, _, evolution, eta_learned = copy.deepcopy(mixer).double().components(u.double())
+    return q, b, evolution, eta_learned
 
 
 @torch.no_grad()
 def inspect_mixer(mixer: CoeffMixer, u: Tensor) -> dict[str, Tensor | int]:
     """alpha (B, H, T, T), scores q_i^T A_i...A_{j+1} b_j (B, H, T, T; -inf above the diagonal),
-    eigenvalues of A_t (B, T, H, n), eta (B, H, T) and the state size, for block input u; float64."""
+    eigenvalues of A_t (B, T, H, n), |eta| and log |eta| (B, H, T) and the state size, for block input u; float64."""
     q, b, evolution, eta_learned = float64_components(mixer, u)
     cfg = mixer.cfg
     scores = transported_scores(q, b, evolution)

@@ -161,7 +161,8 @@ class CoeffMixer(nn.Module):
         if self.conv is not None:
             x = self.proj(u)
             tail = cache.conv if cache.conv is not None else x.new_zeros(x.shape[0], self.cfg.conv_size - 1, x.shape[-1])
-            new.conv = torch.cat([tail, x], 1)[:, -(self.cfg.conv_size - 1):]
+            history = torch.cat([tail, x], 1)
+            new.conv = history[:, history.shape[1] - (self.cfg.conv_size - 1):]
         if self.finite_state:
             form = "recurrent" if u.shape[1] == 1 or self.form == "recurrent" else "chunked"
             options = {"chunk_size": self.cfg.chunk_size} if form == "chunked" else {}
@@ -199,4 +200,4 @@ class CoeffMixer(nn.Module):
         if self.finite_state:
             return conv + H * n * dv + (H * (n + 1) if cfg.eta in STABILISED else 0)
         decays = cfg.A in ("fixed", "learned_scalar", "scalar_gate") or cfg.b == "input_gate_key"
-        return conv + seq_len * (self.qk_heads * n + H * dv) + ((seq_len + 1) * H if decays else 0)
+        return conv + seq_len * H * (n + dv) + ((seq_len + 1) * H if decays else 0)
