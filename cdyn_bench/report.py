@@ -313,12 +313,21 @@ def mixed_versions(df: pd.DataFrame) -> list[str]:
             f"rerun the sweep with the current code to regenerate the older cells"]
 
 
-def as_written(value: object) -> str:
-    """A config value as the command line writes it: 2 for an integer-valued float (a column with a missing
-    value is float), True/False, exp."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def matches(value: object, allowed: list[str]) -> bool:
+    """Whether a config value is one of the values as written on the command line: by text (exp, True), or
+    by number for numeric values (2 matches 2.0, a float column with a missing value; 1.0 matches 1)."""
+    if str(value) in allowed:
+        return True
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value in [parsed for text in allowed if (parsed := as_number(text)) is not None]
+    return False
+
+
+def as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def select_where(df: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
@@ -330,7 +339,7 @@ def select_where(df: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
             raise ValueError(f"--where {condition!r}: expected KEY=VALUE[,VALUE...], e.g. model.mixer.phi=exp,identity")
         check_keys(df, [key])
         allowed = values.split(",")
-        df = df[df[key].map(as_written).isin(allowed)]
+        df = df[df[key].map(lambda value: matches(value, allowed))]
         if df.empty:
             raise ValueError(f"--where {condition}: no record has {key} in {allowed}")
     return df.reset_index(drop=True)

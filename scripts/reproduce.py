@@ -64,7 +64,11 @@ FINDINGS = {
     "unstable_evolution": Finding(
         sweeps=["unstable_evolution", "unstable_evolution_boundaries"],
         reports=[
-            Report(["unstable_evolution"], "unstable_evolution", ["--x", "model.mixer.gamma"]),
+            Report(["unstable_evolution"], "unstable_evolution", ["--x", "model.mixer.gamma", "--heat",
+                                                                  "model.mixer.gamma", "model.mixer.eta"]),
+            *(Report(["unstable_evolution"], f"unstable_evolution/{phi}",
+                     ["--where", f"model.mixer.phi={phi}", "--x", "model.mixer.gamma", "--heat", "model.mixer.gamma",
+                      "model.mixer.eta"]) for phi in ("exp", "identity")),
             Report(["unstable_evolution", "unstable_evolution_boundaries"], "unstable_evolution/boundaries",
                    ["--where", "model.mixer.gamma=1.05", "--x", "model.mixer.eta"]),
             Report(["unstable_evolution", "unstable_evolution_boundaries"], "unstable_evolution/seq_len",

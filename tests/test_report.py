@@ -245,7 +245,7 @@ def test_diagnostics_are_the_largest_over_evaluations_divergence_and_seeds(tmp_p
 def test_where_keeps_the_matching_records_and_names_a_bad_condition(grid, tmp_path):
     report = make_report([grid], tmp_path / "r", where=["model.name=gated"])
     assert list(report.table["model.name"]) == ["gated"]
-    report = make_report([grid], tmp_path / "r", where=["train.lr=0.001", "model.name=gated,softmax"])
+    report = make_report([grid], tmp_path / "r", where=["train.lr=1e-3", "model.name=gated,softmax"])
     assert sorted(report.table["model.name"]) == ["gated", "softmax"] and "train.lr" not in report.keys
     for bad, message in [("model.name", "expected KEY=VALUE"), ("model.nme=gated", "not a config key"),
                          ("model.name=s6", "no record has model.name in")]:
@@ -284,3 +284,11 @@ def test_noise_mass_is_averaged_per_cell_and_drawn(tmp_path):
     assert rows.loc["gated", "noise_mass_last_layer_mean"] == pytest.approx(0.1)
     assert any(p.name.startswith("noise_mass_vs_") for p in report.files)
     assert "noise mass" in markdown(report.table, report.keys).splitlines()[0]
+
+
+def test_where_matches_numbers_as_numbers():
+    from cdyn_bench.report import matches
+
+    assert matches(1.0, ["1.0"]) and matches(1.0, ["1"]) and matches(2.0, ["2"]) and matches(0.003, ["3e-3"])
+    assert matches(True, ["True"]) and matches("exp", ["exp", "identity"])
+    assert not matches(1.05, ["1"]) and not matches("1", ["2"]) and not matches(True, ["1"])
