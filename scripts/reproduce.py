@@ -1,8 +1,10 @@
 """Reproduce the paper's findings and principles: run each experiment's sweeps (resumable), then its reports.
 
 Each finding is one or more sweeps (conf/experiment/<sweep>.yaml) whose records go to
-results/findings/<sweep>/records (the paper's three findings) or results/principles/<sweep>/records
-(the other principles and the MQAR frontier), and reports made from them by cdyn-report. A rerun skips every
+results/findings/<sweep>/records (the paper's three findings), results/principles/<sweep>/records
+(the other principles and the MQAR frontier) or results/spectra/<sweep>/records (eigenvalue spectra;
+their saved weights stay out of git, so the spectra report needs a rerun on a fresh clone), and
+reports made from them by cdyn-report. A rerun skips every
 cell with a finished record of the current numerics version, so an interrupted reproduction
 continues where it stopped (on this machine or another, from the committed records).
 
@@ -124,7 +126,8 @@ FINDINGS = {
     ),
     "spectra": Finding(
         sweeps=["spectra", "spectra_no_conv"],
-        reports=[Report(["spectra", "spectra_no_conv"], "spectra", ["--spectra"])],
+        reports=[Report(["spectra", "spectra_no_conv"], "spectra", ["--spectra"]),
+                 Report(["spectra", "spectra_no_conv"], "accuracy", [])],
         quick={"spectra": ["model=softmax,gated", "task=mqar"], "spectra_no_conv": ["task=mqar"]},
         folder="spectra",
     ),
