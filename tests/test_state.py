@@ -124,6 +124,7 @@ def test_the_state_is_finite_exactly_when_the_readout_is_linear(preset):
     ("phi=exp", "eta=one", "A=fixed", "gamma=0.9"), ("phi=relu", "eta=abs_sum", "A=learned_scalar"),
     ("phi=identity", "eta=abs_sum", "A=scalar_gate", "conv_size=4"),
     ("phi=exp", "eta=mlstm", "A=scalar_gate", "gate=mlstm", "b=input_gate_key"),
+    ("phi=exp", "eta=sum", "share_qk=true"),
 ], ids="-".join)
 def test_a_kv_cache_with_scalar_decays_streams_exactly(knobs):
     cfg = compose("model.d_model=16", "model.mixer.n_heads=2", *(f"model.mixer.{k}" for k in knobs)).model
