@@ -4,15 +4,16 @@ from __future__ import annotations
 
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
-from helpers import TINY, compose
+from helpers import PRESETS, TINY, compose
 
 from cdyn_bench.mixer.introspect import inspect_model
 from cdyn_bench.model import LanguageModel
 from cdyn_bench.record import WEIGHTS
 from cdyn_bench.run import run
-from cdyn_bench.spectra import BINS, bin_shares, magnitudes, write_spectra
+from cdyn_bench.spectra import BINS, bin_shares, magnitudes, spectrum, write_spectra
 
 
 def seen(*overrides):
@@ -96,3 +97,11 @@ def test_rows_without_a_normaliser_ratio_are_left_out_of_the_shares():
     shares = bin_shares(values)
     assert shares[0, 0] == pytest.approx(0.5) and shares[0, 4] == pytest.approx(0.5) and shares[0].sum() == 1
     assert np.isnan(shares[1]).all()
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_has_a_spectrum(preset):
+    model = LanguageModel(compose(f"model={preset}", "model.d_model=16", "model.mixer.n_heads=2").model, vocab_size=11)
+    rows = spectrum(model, torch.randint(0, 11, (3, 9), generator=torch.Generator().manual_seed(0)))
+    shares = pd.DataFrame(rows).groupby(["layer", "head"])["share_mean"].sum()
+    assert len(shares) == 2 * 2 and np.allclose(shares, 1.0)
