@@ -47,12 +47,15 @@ class Prediction:
 def state_prediction(model: ModelConfig, seq_len: int) -> Prediction:
     """Finite state or KV cache, with the floats per layer the streaming cache holds (CoeffMixer.state_size,
     which a test checks against the cache itself), the short convolution's last inputs included."""
+    import torch
+
     from cdyn_bench.mixer.layer import CoeffMixer
 
     cfg = model.mixer
     n, dv = cfg.dims(model.d_model)
     H = cfg.n_heads
-    size = CoeffMixer(model.d_model, cfg, rotary=model.pos_emb == "rotary").state_size(seq_len)
+    with torch.random.fork_rng(devices=[]):  # the throwaway mixer's init must not move anyone's RNG
+        size = CoeffMixer(model.d_model, cfg, rotary=model.pos_emb == "rotary").state_size(seq_len)
     conv = f" plus the convolution's last {cfg.conv_size - 1} inputs" if cfg.conv_size > 1 else ""
     if cfg.phi == "identity" and cfg.eta in STATE_NORMALISERS:
         extra = " plus the causal sum and its log scale, H (n + 1)" if cfg.eta in ("sum", "mlstm") else ""

@@ -112,3 +112,13 @@ def test_growth_is_overflow_only_where_float32_must_overflow():
     assert predicted("model=softmax", "model.mixer.A=fixed", "model.mixer.gamma=1.0", "model.pos_emb=none",
                      "model.n_layers=1")["order"] == "invariant"  # gamma = 1 is A = I
     assert predicted("model=linear", "model.mixer.normalize_q=true")["normaliser_sign"] == "positive"
+
+
+def test_the_card_leaves_the_random_state_alone():
+    import torch
+
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    card(compose("model=gated"))
+    assert torch.equal(torch.rand(3), expected)
