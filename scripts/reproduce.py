@@ -153,12 +153,15 @@ def run_sweep(sweep: str, root: Path, overrides: list[str]) -> None:
 
 def make_report(report: Report, root: Path) -> None:
     dirs = [records(root, s) for s in report.sweeps if records(root, s).exists()]
+    if len(dirs) < len(report.sweeps):
+        missing = [s for s in report.sweeps if not records(root, s).exists()]
+        print(f"skipped {root / report.out}: no records of {', '.join(missing)} yet")
+        return
     if "--spectra" in report.options and not any(any(d.rglob("weights_final.pt")) for d in dirs):
         # The weights stay out of git: on a fresh clone the committed spectra tables stand until a rerun.
         print(f"skipped {root / report.out}: the spectra need the runs' weights; run the sweeps to write them")
         return
-    if dirs:
-        sh(["cdyn-report", *map(str, dirs), "--out", str(root / report.out), *report.options])
+    sh(["cdyn-report", *map(str, dirs), "--out", str(root / report.out), *report.options])
 
 
 def main() -> None:
