@@ -81,13 +81,15 @@ FINDINGS = {
                "unstable_evolution_boundaries": ["model.mixer.phi=exp", "+condition=seq_len_128"]},
     ),
     "key_scaling": Finding(
-        sweeps=["key_scaling", "key_scaling_noisy_icr"],
+        sweeps=["key_scaling", "key_scaling_noisy_icr", "key_scaling_long"],
         reports=[
             Report(["key_scaling"], "key_scaling", ["--x", "model.mixer.head_dim"]),
             Report(["key_scaling_noisy_icr"], "key_scaling/noisy_icr", ["--x", "model.mixer.head_dim"]),
+            Report(["key_scaling_long"], "key_scaling/long", ["--x", "model.mixer.head_dim"]),
         ],
         quick={"key_scaling": ["model=softmax", "model.mixer.head_dim=16,64"],
-               "key_scaling_noisy_icr": ["model=softmax", "model.mixer.head_dim=16,64"]},
+               "key_scaling_noisy_icr": ["model=softmax", "model.mixer.head_dim=16,64"],
+               "key_scaling_long": ["model=gated", "model.mixer.head_dim=16"]},
     ),
     "readout_selectivity": Finding(
         sweeps=["readout_selectivity"],
