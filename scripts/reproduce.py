@@ -115,7 +115,7 @@ FINDINGS = {
     "mqar_frontier": Finding(
         sweeps=["mqar_frontier"],
         reports=[Report(["mqar_frontier"], "mqar_frontier", ["--x", "state_size", "--series", "model.name",
-                                                             "task.seq_len"]),
+                                                             "task.num_kv_pairs"]),
                  Report(["mqar_frontier"], "mqar_frontier/width", ["--x", "model.d_model"])],
         quick={"mqar_frontier": ["model=softmax,gated", "model.d_model=32", "+mqar_setting=short"]},
         folder="principles",
