@@ -49,7 +49,7 @@ def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series
     seeds (a diverged seed counts 0) against `x`, one line per series, a ±std band, each completed seed as
     a dot, and, for accuracy, diverged seeds as red crosses on the x axis (a failed run scores 0; other
     metrics of a diverged run are not 0, so no cross is drawn)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.4, 4.2), layout="constrained")
     order = sorted(records[x].unique(), key=str)
     for i, (name, rows) in enumerate(summary.groupby(series, sort=True) if series else [((), summary)]):
         color, rows = f"C{i % 10}", rows.sort_values(x)
@@ -69,7 +69,8 @@ def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    # Beside the axes, not on them: the bands and seed dots fill the whole range.
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return fig
 
 
