@@ -113,7 +113,8 @@ def report_parser() -> argparse.ArgumentParser:
                         help="sweep or run directories, searched for result.json")
     parser.add_argument("--out", type=Path, help="where tables and figures go (default: <first DIR>/report)")
     parser.add_argument("--x", help="config key for the x axis of the accuracy figure (default: a swept key), or "
-                                    "state_size / n_params (the recall vs state-size frontier)")
+                                    "state_size / n_params (the recall vs state-size frontier), or condition (one point per "
+                                    "factor changed from the baseline, for boundary sweeps; with --series)")
     parser.add_argument("--heat", nargs=2, metavar=("ROWS", "COLS"), help="two config keys for the heat map")
     parser.add_argument("--series", nargs="+", metavar="KEY",
                         help="config keys whose values make the lines of the accuracy figure (default: every other "

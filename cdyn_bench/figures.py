@@ -20,6 +20,13 @@ def label(row: pd.Series | dict, keys: list[str]) -> str:
     return ", ".join(parts) or "mean over seeds"
 
 
+def axis_order(values: pd.Series) -> list:
+    """The x values in drawing order: a categorical's own order (its values present), else sorted as text."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return [v for v in values.cat.categories if v in set(values)]
+    return sorted(values.unique(), key=str)
+
+
 def numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
@@ -33,7 +40,9 @@ def set_x_axis(ax, values: pd.Series, order: list, key: str) -> None:
     """Categorical ticks at their names; numeric ticks at the swept values, log scale when they span 3x."""
     ax.set_xlabel(key)
     if not numeric(values):
-        ax.set_xticks(range(len(order)), [str(v) for v in order])
+        names = [str(v) for v in order]
+        long = sum(map(len, names)) > 60  # slanted, so that long names (conditions) do not overlap
+        ax.set_xticks(range(len(order)), names, rotation=25 if long else 0, ha="right" if long else "center")
         ax.set_xlim(-0.5, len(order) - 0.5)
         return
     if values.min() > 0 and values.max() >= 3 * values.min():
@@ -50,7 +59,7 @@ def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series
     a dot, and, for accuracy, diverged seeds as red crosses on the x axis (a failed run scores 0; other
     metrics of a diverged run are not 0, so no cross is drawn)."""
     fig, ax = plt.subplots(figsize=(8.4, 4.2), layout="constrained")
-    order = sorted(records[x].unique(), key=str)
+    order = axis_order(records[x])
     for i, (name, rows) in enumerate(summary.groupby(series, sort=True) if series else [((), summary)]):
         color, rows = f"C{i % 10}", rows.sort_values(x)
         xs, mean = x_positions(rows[x], order), rows[f"{metric}_mean"]
@@ -133,7 +142,7 @@ def divergence_figure(records: pd.DataFrame, x: str, series: list[str], title: s
     """The step at which each run diverged against `x`, one colour per series (log steps); runs that did
     not diverge as hollow circles at the step they stopped, so 'never diverged' reads at a glance."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
-    order = sorted(records[x].unique(), key=str)
+    order = axis_order(records[x])
     groups = records.groupby(series, sort=True) if series else [((), records)]
     width = 0.25 * (min(np.diff(sorted(map(float, order)))) if numeric(records[x]) and len(order) > 1 else 1.0)
     for i, (_, runs) in enumerate(groups):

@@ -141,7 +141,7 @@ def aggregate(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         train_seconds_mean=("train_seconds", "mean"), wall_seconds_mean=("wall_seconds", "mean"),
         tokens_per_s_mean=("tokens_per_s", "mean"),
     )
-    out = scored(df).groupby(keys, dropna=False, sort=True).agg(**{k: v for k, v in columns.items() if k not in keys})
+    out = scored(df).groupby(keys, dropna=False, sort=True, observed=True).agg(**{k: v for k, v in columns.items() if k not in keys})
     return out.reset_index()
 
 
@@ -249,6 +249,21 @@ def describe(df: pd.DataFrame) -> str:
     return f"{', '.join(map(str, df['task.name'].unique()))}, {low if low == high else f'{low}-{high}'} seeds"
 
 
+def with_condition(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """df with a CONDITION column: per run, the `keys` whose value differs from the baseline, that key's most
+    common value over the records (a one-factor-at-a-time sweep's centre), as 'seq_len=128' (joined with
+    ', ' when several differ), or 'baseline'. Categorical, the baseline first."""
+    base = {k: df[k].mode(dropna=False).iloc[0] for k in keys}
+
+    def name(row: pd.Series) -> str:
+        changed = [f"{k.rsplit('.', 1)[-1]}={row[k]}" for k in keys if row[k] != base[k]]
+        return ", ".join(changed) or BASELINE
+
+    labels = df.apply(name, axis=1) if len(df) else pd.Series([], dtype=str)
+    order = [BASELINE, *sorted(set(labels) - {BASELINE})]
+    return df.assign(**{CONDITION: pd.Categorical(labels, categories=order)})
+
+
 def figure_data(df: pd.DataFrame, cell: list[str], over: list[str],
                 keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, per-group summary) for a figure over `keys`: all runs when a key is tuned, else the best."""
@@ -265,6 +280,9 @@ def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
 
     swept = varying(df, cell)
     x = x or default_x(df, swept, over)
+    if x == CONDITION:  # the swept keys that are not series lines become the conditions
+        df = with_condition(df, [k for k in swept if k not in NAME_KEYS + (series or [])])
+        swept = [k for k in swept if k in NAME_KEYS + (series or [])]
     runs, summary = figure_data(df, cell, over, [x, *(series or [])])
     series = series or [k for k in swept + (over if x in over else []) if k != x]
     title = describe(df)
@@ -346,7 +364,10 @@ def select_where(df: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
 
 
 # Run columns a figure may use as its x axis besides config keys (the recall vs state-size frontier).
-RUN_AXES = ["state_size", "n_params"]
+# A figure axis made from the records: which factor a run changed from the baseline of the others.
+CONDITION = "condition"
+BASELINE = "baseline"
+RUN_AXES = ["state_size", "n_params", CONDITION]
 
 
 def check_keys(df: pd.DataFrame, keys: list[str], axes: list[str] = ()) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from cdyn_bench import NUMERICS_VERSION, figures
 from cdyn_bench.record import RESULT, RunResult, config_hash, run_dir, write_result
-from cdyn_bench.report import aggregate, build, load, make_report, markdown, select_best, swept_keys
+from cdyn_bench.report import aggregate, build, load, make_report, markdown, select_best, swept_keys, with_condition
 from cdyn_bench.sweep import Cell, Manifest, write_manifest
 
 CDYN_REPORT = str(Path(sys.executable).parent / "cdyn-report")
@@ -292,3 +292,18 @@ def test_where_matches_numbers_as_numbers():
     assert matches(1.0, ["1.0"]) and matches(1.0, ["1"]) and matches(2.0, ["2"]) and matches(0.003, ["3e-3"])
     assert matches(True, ["True"]) and matches("exp", ["exp", "identity"])
     assert not matches(1.05, ["1"]) and not matches("1", ["2"]) and not matches(True, ["1"])
+
+
+def test_condition_names_the_factor_each_run_changed_from_the_baseline(tmp_path):
+    """Three seeds at the baseline (seq_len 16, lr 1e-3), one factor changed at a time: seq_len, then lr."""
+    for seed in range(3):
+        fake_run(tmp_path, "gated", 1e-3, seed, val=0.5, test=0.5)
+        fake_run(tmp_path, "gated", 1e-3, seed, val=0.5, test=0.3, task={"name": "mqar", "seq_len": 32})
+        fake_run(tmp_path, "softmax", 3e-3, seed, val=0.5, test=0.9)
+    df, _ = load([tmp_path])
+    labelled = with_condition(df, ["task.seq_len", "train.lr", "model.name"])
+    assert list(labelled["condition"].cat.categories) == ["baseline", "lr=0.003, name=softmax", "seq_len=32"]
+    assert labelled.groupby("condition", observed=True)["test_accuracy"].mean().to_dict() == pytest.approx(
+        {"baseline": 0.5, "lr=0.003, name=softmax": 0.9, "seq_len=32": 0.3})
+    files = make_report([tmp_path], tmp_path / "r", x="condition").files
+    assert tmp_path / "r" / "accuracy_vs_condition.png" in files
