@@ -79,7 +79,7 @@ FINDINGS = {
                    ["--where", "model.mixer.gamma=1.05", "--where", "train.grad_clip=1.0", "--where",
                     "model.pre_norm=True", "--where", "model.n_layers=2", "--x", "task.seq_len"]),
         ],
-        quick={"unstable_evolution": ["model.mixer.gamma=1.05", "model.mixer.phi=exp"],
+        quick={"unstable_evolution": ["model.mixer.gamma=1.05", "model.mixer.eta=one,sum"],
                "unstable_evolution_boundaries": ["model.mixer.phi=exp", "+condition=seq_len_128"]},
     ),
     "key_scaling": Finding(
