@@ -23,8 +23,8 @@ ETA_FS = ("exp", "elu", "softplus", "sigmoid")
 STABILISED = ("sum", "mlstm")
 
 # Forms of computation.
-FORM_NAMES = ("auto", "quadratic", "recurrent", "chunked")
-STATE_FORMS = ("recurrent", "chunked")
+FORM_NAMES = ("auto", "quadratic", "recurrent", "chunked", "scan")
+STATE_FORMS = ("recurrent", "chunked", "scan")
 STATE_NORMALISERS = ("one", "sum", "learned", "mlstm")
 
 # Block extras and backbone.

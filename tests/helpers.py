@@ -14,7 +14,7 @@ import torch
 from cdyn_bench.config import compose
 
 __all__ = ["BIN", "PRESETS", "TINY", "assert_close", "cdyn_run", "cli_env", "compose", "compose_hydra",
-           "group_names", "run_fwd_bwd", "sweep_jobs", "write_record"]
+           "group_names", "run_fwd_bwd", "state_forms", "sweep_jobs", "write_record"]
 
 BIN = Path(sys.executable).parent
 
@@ -33,6 +33,13 @@ def group_names(group: str) -> list[str]:
 
 
 PRESETS = group_names("model")
+
+
+def state_forms(mixer_cfg) -> list[str]:
+    """The forms that can compute a linear-readout mixer: every one, the scan only for A without a Householder part."""
+    from cdyn_bench.choices import HOUSEHOLDER
+
+    return ["quadratic", "recurrent", "chunked"] + ([] if mixer_cfg.A in HOUSEHOLDER else ["scan"])
 
 
 def compose_hydra(*overrides: str):

@@ -1,4 +1,4 @@
-"""The forms agree: quadratic, recurrent and chunked in float32 against the float64 definition (`reference`),
+"""The forms agree: quadratic, recurrent, chunked and scan in float32 against the float64 definition (`reference`),
 in outputs and in the gradients of the input and of every parameter, for every preset and for random
 valid knob combinations."""
 
@@ -11,14 +11,14 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import PRESETS, assert_close, compose, run_fwd_bwd
+from helpers import PRESETS, assert_close, compose, run_fwd_bwd, state_forms
 
 from cdyn_bench.choices import EVOLUTIONS, FEATURE_MAPS, GATED, GATES, INPUTS, OUT_NORMS, STATE_NORMALISERS
 from cdyn_bench.mixer import FORMS, CoeffMixer, MixerConfig, reference
 from cdyn_bench.mixer.components import Evolution
 
 LENGTHS = [1, 7, 64, 200]
-STATE_FORMS = ["quadratic", "recurrent", "chunked"]
+STATE_FORMS = ["quadratic", "recurrent", "chunked", "scan"]
 # float32 forms against the float64 reference: outputs and input gradients.
 RATIO = 1e-4
 # Parameter gradients are sums over all B*T positions of terms carrying exp(log decay) factors: in fp32
@@ -57,7 +57,7 @@ def check_forms(cfg, d_model, T, forms, rotary=False):
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_forms_agree(preset, T):
     model = compose(f"model={preset}", "model.d_model=32", "model.mixer.n_heads=2").model
-    forms = STATE_FORMS if model.mixer.phi == "identity" else ["quadratic"]
+    forms = state_forms(model.mixer) if model.mixer.phi == "identity" else ["quadratic"]
     check_forms(model.mixer, 32, T, forms, rotary=model.pos_emb == "rotary")
 
 
@@ -97,7 +97,7 @@ def knob_id(seed: int) -> str:
 def test_random_knobs_forms_agree(seed):
     cfg = random_knobs(seed, 8)
     for T in LENGTHS:
-        check_forms(cfg, 8, T, STATE_FORMS)
+        check_forms(cfg, 8, T, state_forms(cfg))
 
 
 def test_random_knobs_cover_every_evolution_and_input():
@@ -130,7 +130,7 @@ def test_outputs_do_not_see_the_future(preset):
     """Across chunk boundaries too: 20 steps in chunks of 8, the change from step 12 on."""
     model = compose(f"model={preset}", "model.d_model=32", "model.mixer.n_heads=2",
                     "model.mixer.chunk_size=8").model
-    forms = STATE_FORMS if model.mixer.phi == "identity" else ["quadratic"]
+    forms = state_forms(model.mixer) if model.mixer.phi == "identity" else ["quadratic"]
     g = torch.Generator().manual_seed(6)
     u = torch.randn(2, 20, 32, generator=g)
     later = u.clone()

@@ -11,10 +11,11 @@ from torch import nn
 from helpers import assert_close, run_fwd_bwd
 
 from cdyn_bench.mixer import FORMS, CoeffMixer, MixerConfig, coefficients, quadratic
+from cdyn_bench.mixer.scan import linear_scan
 from cdyn_bench.mixer.components import Evolution, segsum
 from cdyn_bench.registry import ConfigError
 
-STATE_FORMS = ["quadratic", "recurrent", "chunked"]
+STATE_FORMS = ["quadratic", "recurrent", "chunked", "scan"]
 
 
 def qkv(B=2, T=13, H=2, n=8, dv=8, seed=0, dtype=torch.float64):
@@ -125,6 +126,7 @@ BAD_KNOBS = [
     (dict(A="householdr"), r"model\.mixer\.A='householdr'.*Did you mean householder"),
     (dict(form="chunked", phi="exp"), r"model\.mixer\.form=chunked needs model\.mixer\.phi=identity.*Allowed forms"),
     (dict(form="recurrent", eta="abs_sum"), r"model\.mixer\.form=recurrent cannot compute model\.mixer\.eta=abs_sum"),
+    (dict(form="scan", A="householder"), r"model\.mixer\.form=scan needs an elementwise A.*got A=householder"),
     (dict(b="delta_B", A="scalar_gate", gate="sigmoid"), r"model\.mixer\.b=delta_B needs .*gate=mamba"),
     (dict(A="scalar_gate", gamma_heads="retnet"), r"model\.mixer\.gamma_heads=retnet needs model\.mixer\.A=fixed"),
     (dict(A="scalar_gate", gate="mamba", rate_init="s4d_real"), r"model\.mixer\.rate_init=s4d_real"),
@@ -164,6 +166,19 @@ def test_linear_attention_equals_closed_form(form):
     assert_close(f"{form} vs closed form", linear_attention_closed_form(q, k, v), y, 1e-10)
 
 
+@pytest.mark.parametrize("decay_shape", [(2, 9, 3, 4, 1), (2, 9, 3, 1, 1)], ids=["diagonal", "scalar"])
+def test_linear_scan_steps_the_recurrence_and_its_gradient_is_exact(decay_shape):
+    g = torch.Generator().manual_seed(4)
+    a = torch.rand(decay_shape, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 9, 3, 4, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, 4, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    h, expected = linear_scan(a, x, h0), []
+    for t in range(9):
+        expected.append(a[:, t] * (expected[-1] if expected else h0) + x[:, t])
+    assert_close("scan vs loop", torch.stack(expected, 1), h, 1e-14)
+    assert torch.autograd.gradcheck(linear_scan, (a, x, h0))
+
+
 def run_form(form, q, b, v, evolution, eta, chunk_size=16):
     options = {"chunk_size": chunk_size} if form == "chunked" else {}
     return FORMS[form](q, b, v, evolution, "identity", eta, **options)
@@ -183,7 +198,7 @@ def delta_rule_loop(q, k, v, beta, log_a=None):
 
 
 @pytest.mark.parametrize("gated", [False, True], ids=["deltanet", "gated_deltanet"])
-@pytest.mark.parametrize("form", STATE_FORMS)
+@pytest.mark.parametrize("form", [f for f in STATE_FORMS if f != "scan"])
 def test_delta_rule_equals_explicit_loop(form, gated):
     q, k, v = qkv(T=45)
     k = F.normalize(k, dim=-1)

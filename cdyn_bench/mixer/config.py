@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdyn_bench.choices import (
-    ETA_FS, EVOLUTIONS, FEATURE_MAPS, FORM_NAMES, GAMMA_HEADS, GATED, GATES, INPUTS, NORMALISERS, OUT_NORMS, PHIS,
+    ETA_FS, EVOLUTIONS, FEATURE_MAPS, FORM_NAMES, GAMMA_HEADS, GATED, GATES, HOUSEHOLDER, INPUTS, NORMALISERS, OUT_NORMS, PHIS,
     RATE_INITS, STATE_FORMS, STATE_NORMALISERS,
 )
 from cdyn_bench.registry import ConfigError, check_choice
@@ -42,8 +42,9 @@ class MixerConfig:
     out_norm: norm of y: per head (group = RetNet's GroupNorm, rms) or rms_width over all heads together
        (Mamba-2's RMSNorm with one group); out_gate: y * silu(W u); norm_before_gate: norm, then gate
        (else gate, then norm: Mamba-2's norm_before_gate=False).
-    form: quadratic, recurrent, chunked, or auto = chunked where it can compute the knobs, else
-       quadratic. chunk_size: tokens per chunk of the chunked form.
+    form: quadratic, recurrent, chunked, scan (the recurrence as one linear scan, for A without a
+       Householder part), or auto = chunked where it can compute the knobs, else quadratic.
+       chunk_size: tokens per chunk of the chunked form.
     """
 
     n_heads: int = 1
@@ -149,6 +150,11 @@ class MixerConfig:
             raise ConfigError(
                 f"model.mixer.form={self.form} cannot compute model.mixer.eta={self.eta}. "
                 f"Allowed eta: {', '.join(STATE_NORMALISERS)}; or form=quadratic"
+            )
+        if self.form == "scan" and self.A in HOUSEHOLDER:
+            raise ConfigError(
+                f"model.mixer.form=scan needs an elementwise A (scalar or diagonal); got A={self.A}. "
+                f"Allowed forms for A={self.A}: quadratic, recurrent, chunked, auto"
             )
 
     def resolved_form(self) -> str:

@@ -28,6 +28,7 @@ from torch import Tensor
 from cdyn_bench.mixer.chunked import chunked
 from cdyn_bench.choices import STABILISED
 from cdyn_bench.mixer.components import PHIS, Evolution, State, augment, divide_or_zero, normalise, segsum
+from cdyn_bench.mixer.scan import linear_scan
 
 
 def _causal(T: int, device: torch.device) -> Tensor:
@@ -217,4 +218,47 @@ def recurrent(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, e
     return (y, State(S, m)) if return_state else y
 
 
-FORMS = {"quadratic": quadratic, "recurrent": recurrent, "chunked": chunked}
+def running_scales(log_decay: Tensor | None, log_gain: Tensor | None, m0: Tensor, T: int,
+                   stabilise: bool) -> tuple[Tensor | None, Tensor | None, Tensor]:
+    """`step_scales` of all T steps at once: the multipliers (B, T, H) of A'_t S and of b_t v_t^T (None for
+    no factor) and the log scales m_t (B, T, H) from m0 (B, H); m, detached, is stepped under no_grad."""
+    if not stabilise:
+        exp = lambda x: None if x is None else torch.exp(x)  # noqa: E731
+        return exp(log_decay), exp(log_gain), m0[:, None].expand(-1, T, -1)
+    zeros = m0.new_zeros(m0.shape[0], T, m0.shape[1])
+    log_decay = log_decay if log_decay is not None else zeros
+    log_gain = log_gain if log_gain is not None else zeros
+    with torch.no_grad():
+        m, ms = m0, []
+        for ld, lg in zip(log_decay.unbind(1), log_gain.unbind(1)):
+            m = torch.maximum(m + ld, lg)
+            ms.append(m)
+        m = torch.stack(ms, 1)
+    m_prev = torch.cat([m0[:, None], m[:, :-1]], 1)
+    return torch.exp(m_prev + log_decay - m), torch.exp(log_gain - m), m
+
+
+def scan(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
+         eta_learned: Tensor | None = None, initial: State | None = None,
+         return_state: bool = False) -> Tensor | tuple[Tensor, State]:
+    """y (B, T, H, dv): `recurrent`'s recurrence for A_t without a Householder part, where every state entry
+    evolves on its own (S_t = D_t * S_{t-1} + i_t b_t v_t^T), as one linear scan (scan.py); O(T).
+
+    The scales are `recurrent`'s; all T states (B, T, H, n, dv) are kept, for y_t = S_t^T q_t and the gradient.
+    """
+    if evolution.householder:
+        raise ValueError("the scan form needs an elementwise A_t (scalar or diagonal), not a Householder part")
+    B, T, H, _ = q.shape
+    S0, m0 = initial if initial is not None else empty_state(q, v.shape[-1], eta)
+    decay, gain, m = running_scales(evolution.scalar, evolution.log_i, m0, T, eta in STABILISED)
+    D = decay[..., None, None] if decay is not None else q.new_ones(1, 1, 1, 1, 1).expand(B, T, H, 1, 1)
+    if evolution.diagonal is not None:
+        diagonal = torch.exp(evolution.diagonal)[..., None]  # (B, T, H, n, 1)
+        D = diagonal * D if decay is not None else diagonal
+    impulse = gain[..., None] * b if gain is not None else b
+    S = linear_scan(D, impulse[..., None] * augment(v, eta)[..., None, :], S0)  # (B, T, H, n, dv)
+    y = normalise((q[..., None] * S).sum(-2), m, eta, eta_learned)
+    return (y, State(S[:, -1], m[:, -1])) if return_state else y
+
+
+FORMS = {"quadratic": quadratic, "recurrent": recurrent, "chunked": chunked, "scan": scan}

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cdyn_bench.choices import STABILISED, STATE_NORMALISERS
+from cdyn_bench.choices import STABILISED, STATE_FORMS, STATE_NORMALISERS
 from cdyn_bench.mixer.components import ETA_FS, FEATURE_MAPS, Evolution
 from cdyn_bench.mixer.config import MixerConfig
 from cdyn_bench.mixer.forms import FORMS, coefficients
@@ -164,7 +164,7 @@ class CoeffMixer(nn.Module):
             history = torch.cat([tail, x], 1)
             new.conv = history[:, history.shape[1] - (self.cfg.conv_size - 1):]
         if self.finite_state:
-            form = "recurrent" if u.shape[1] == 1 or self.form == "recurrent" else "chunked"
+            form = "recurrent" if u.shape[1] == 1 else self.form if self.form in STATE_FORMS else "chunked"
             options = {"chunk_size": self.cfg.chunk_size} if form == "chunked" else {}
             y, new.state = FORMS[form](q, b, v, evolution, self.cfg.phi, self.cfg.eta, eta, initial=cache.state,
                                        return_state=True, **options)
