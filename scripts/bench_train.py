@@ -13,6 +13,7 @@ temporary folder and imported from there), before and after in turn, so both com
 the script under the same conditions.
 
     python scripts/bench_train.py --baseline HEAD~1      # writes results/bench/train.{csv,md}
+    python scripts/bench_train.py --baseline HEAD~1 --presets softmax s6 --name train_s6   # a few presets
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
 
     df = pd.DataFrame(rows)
     df["floor_pct"] = 100 * df["floor_ms"] / df["ms_per_step"]
-    df.round(3).to_csv(OUT / "train.csv", index=False)
+    df.round(3).to_csv(OUT / f"{args.name}.csv", index=False)
     wide = df.pivot_table(index=["size", "preset"], columns="code", values="ms_per_step", sort=False)
     lines = [
         "# Training steps: every preset at the experiment sizes",
@@ -186,7 +187,10 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         f"{args.threads} threads, {platform.machine()}, fastest of the repeats (interference on a shared machine only adds time); `floor ms`: the step's matmuls "
         "alone at the same shapes; `eval %`: the validation pass every train.eval_every steps as a share "
         "of training time. Produced by `scripts/bench_train.py"
-        + (f" --baseline {args.baseline}`; before = {args.baseline}, after = this commit." if args.baseline else "`."),
+        + (f" --baseline {args.baseline}" if args.baseline else "")
+        + (f" --presets {' '.join(args.presets)}" if args.presets != PRESETS else "")
+        + (f" --budget {args.budget:g}" if args.budget != 2.0 else "") + "`"
+        + (f"; before = {args.baseline}, after = this commit." if args.baseline else "."),
         "",
     ]
     if "before" in set(df["code"]):
@@ -199,7 +203,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         shown = part[["size", "preset", "batch", "seq_len", "ms_per_step", "tokens_per_s", "matmul_gflop",
                       "floor_ms", "floor_pct", "eval_pct", "top_ops"]].round(2)
         lines += [f"## {code}", "", shown.to_markdown(index=False), ""]
-    (OUT / "train.md").write_text("\n".join(lines))
+    (OUT / f"{args.name}.md").write_text("\n".join(lines))
 
 
 def main() -> None:
@@ -209,6 +213,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of timed steps per cell")
     parser.add_argument("--presets", nargs="+", default=PRESETS)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES))
+    parser.add_argument("--name", default="train", help="writes results/bench/NAME.{csv,md}")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -46,12 +46,19 @@ class CausalConv(torch.autograd.Function):
     written the same way: dx_t = sum_d w_{k-1-d} dy_{t+d} (dy zero after the end) and
     dw_{k-1-d} = sum_{b,t} dy_t x_{t-d}. It equals nn.Conv1d(groups=C, padding=k-1) cut to T (a test
     checks values and gradients); the grouped mkldnn kernel that computes it otherwise is several
-    times slower, and a padded copy costs as much as the arithmetic."""
+    times slower, and a padded copy costs as much as the arithmetic. Written in the form torch.func
+    can batch (vmap over an ensemble of models)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        ctx.save_for_backward(x, weight)
+    def forward(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         return shifted_sum(x, weight, bias.expand_as(x))
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor, Tensor, Tensor], output: Tensor) -> None:
+        x, weight, _ = inputs
+        ctx.save_for_backward(x, weight)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
