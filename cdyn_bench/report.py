@@ -205,7 +205,7 @@ def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
     shown["diverged"] = [f"{d}/{n}" for d, n in zip(tab["n_diverged"], tab["n"])]
     shown["diverged at"] = tab["diverged_at_median"].map(lambda v: "-" if pd.isna(v) else f"{v:.0f}")
     shown["max grad norm"] = tab["grad_norm_max"].map(significant)
-    shown["max log|alpha|"] = tab["log_alpha_max"].map(significant)
+    shown["max log \\|alpha\\|"] = tab["log_alpha_max"].map(significant)  # escaped: a bare | splits the cell
     shown["max log eta"] = tab["log_eta_max"].map(significant)
     if tab["noise_mass_mean"].notna().any():
         shown["noise mass"] = tab["noise_mass_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
