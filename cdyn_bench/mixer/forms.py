@@ -8,7 +8,8 @@ Every head computes y_i = sum_{j<=i} alpha_ij v_j with
 the reference, valid for every phi and eta. `quadratic` computes the same O(T^2) numbers with fused
 kernels where the knobs allow. With phi = identity the sum collapses into a state
 S_i = A_i S_{i-1} + b_i v_i^T (n x dv per head), y_i = S_i^T q_i / eta_i, which `recurrent` steps
-through and `chunked` (chunked.py) computes in blocks.
+through, `chunked` (chunked.py) computes in blocks, and `scan` (A without a Householder part, where
+every state entry evolves on its own) computes as one linear scan with its gradient written out (scan.py).
 
 Scalar and diagonal products A_i...A_{j+1} are exp(sum_{t=j+1..i} log a_t), a segment sum in log
 space; the mLSTM input gate i_j joins them there as + log i_j. Householder products are applied to
