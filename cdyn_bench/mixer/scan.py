@@ -38,7 +38,10 @@ class LinearScan(torch.autograd.Function):
             torch.addcmul(grad[:, t], a[:, t + 1], gx[:, t + 1], out=gx[:, t])
         ga = gh0 = None
         if ctx.needs_input_grad[0]:
-            ga = torch.cat([gx[:, :1] * h0[:, None], gx[:, 1:] * h[:, :-1]], 1).sum_to_size(a.shape)
+            ga = torch.empty_like(h)  # G_t h_{t-1}, then summed over the dims a was broadcast along
+            torch.mul(gx[:, 0], h0, out=ga[:, 0])
+            torch.mul(gx[:, 1:], h[:, :-1], out=ga[:, 1:])
+            ga = ga.sum_to_size(a.shape)
         if ctx.needs_input_grad[2]:
             gh0 = (a[:, 0] * gx[:, 0]).sum_to_size(h0.shape)
         return ga, gx, gh0
