@@ -41,7 +41,7 @@ def set_x_axis(ax, values: pd.Series, order: list, key: str) -> None:
     ax.set_xlabel(key)
     if not numeric(values):
         names = [str(v) for v in order]
-        long = sum(map(len, names)) > 60  # slanted, so that long names (conditions) do not overlap
+        long = max(map(len, names)) * len(names) > 50  # slanted, so that long names (conditions) do not overlap
         ax.set_xticks(range(len(order)), names, rotation=25 if long else 0, ha="right" if long else "center")
         ax.set_xlim(-0.5, len(order) - 0.5)
         return
