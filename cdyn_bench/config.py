@@ -11,7 +11,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from cdyn_bench.choices import BLOCK_NORMS, DECAY_RULES, DEVICES, POS_EMBS, WANDB_MODES
@@ -20,8 +20,8 @@ from cdyn_bench.registry import ConfigError, check_choice, did_you_mean
 from cdyn_bench.task_config import TaskConfig, task_config
 
 # Keys that change where, how fast or how a run is reported, never what it computes.
-OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "wandb", "progress", "train.num_threads", "train.compile",
-                    "train.save_weights")
+OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "reuse", "wandb", "progress", "train.num_threads",
+                    "train.compile", "train.save_weights")
 
 
 @dataclass
@@ -133,6 +133,9 @@ class RunConfig:
     force: bool = False
     out_dir: str = "outputs"
     sweep_name: str = "sweep"
+    # Sweep folders (or out_dirs) whose finished record of the same config (same hash and numerics
+    # version) is copied into this run's folder instead of training it again.
+    reuse: list[str] = field(default_factory=list)
     wandb: str = "offline"
     progress: bool = True
 
@@ -145,6 +148,7 @@ class RunConfig:
         check_non_negative("seed", self.seed)
         check_finite(self)
         check_paths(self.out_dir, self.sweep_name)
+        check_reuse(self.reuse)
         self.model.check()
         self.train.check()
         sample = self.task.check()
@@ -199,6 +203,12 @@ def check_finite(node: Any, prefix: str = "") -> None:
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, float) and not math.isfinite(item):
                 raise ConfigError(f"{key}={item}: must be a finite number")
+
+
+def check_reuse(folders: list[str]) -> None:
+    missing = [f for f in folders if not Path(f).is_dir()]
+    if missing:
+        raise ConfigError(f"reuse={missing[0]!r}: not a folder; must name sweep folders or out_dirs that hold run records")
 
 
 def check_paths(out_dir: str, sweep_name: str) -> None:

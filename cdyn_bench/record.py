@@ -150,6 +150,16 @@ def finished(directory: Path, digest: str) -> RunResult | None:
     return result if result.config_hash == digest and result.numerics_version == NUMERICS_VERSION else None
 
 
+def reusable(folders: list[str], name: str, digest: str) -> RunResult | None:
+    """The first finished record of this config named `name` among the sweep folders (cells/<name>) or out_dirs
+    (runs/<name>) in `folders`, or None."""
+    for folder in folders:
+        for kind in ("cells", "runs"):
+            if (done := finished(Path(folder) / kind / name, digest)) is not None:
+                return done
+    return None
+
+
 @functools.cache
 def code_version() -> dict[str, Any]:
     """The package version, and the git commit and dirty flag of its checkout when it is one."""

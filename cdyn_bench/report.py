@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from cdyn_bench.choices import EXTREMES
+from cdyn_bench.config import OUTPUT_ONLY_KEYS
 from cdyn_bench.record import RESULT, RunResult, read_result
 
 METRICS = ["test_accuracy", "test_macro_accuracy", "val_accuracy", "train_loss"]
@@ -22,8 +23,7 @@ NAME_KEYS = ["task.name", "model.name"]
 # Hyperparameters tuned per cell on validation accuracy rather than reported as cells of their own.
 OVER = ["train.lr", "train.weight_decay"]
 # Config keys that say where or how a run ran, not what it computed: never cell keys.
-NOT_CELL_KEYS = ["seed", "force", "out_dir", "sweep_name", "wandb", "progress", "device", "train.num_threads",
-                 "train.compile", "train.save_weights"]
+NOT_CELL_KEYS = ["seed", "device", *OUTPUT_ONLY_KEYS]
 TIMING_COLUMNS = ["train_seconds_mean", "wall_seconds_mean", "tokens_per_s_mean"]
 # *_mean and *_std count a diverged seed as a failed run (accuracy 0); *_completed_mean averages the
 # seeds that finished without diverging (NaN when none did).

@@ -81,6 +81,13 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
     directory = record.run_dir(root, config, digest)
     if not cfg.force and (done := record.finished(directory, digest)) is not None:
         return dataclasses.replace(done, skipped=True)
+    if not cfg.force and (done := record.reusable(cfg.reuse, directory.name, digest)) is not None:
+        # The same computation, already made in another sweep: copied with this run's place and output keys.
+        copy = dataclasses.replace(done, config=config, run_dir=directory.relative_to(root.parent).as_posix(),
+                                   path=str(directory / record.RESULT))
+        record.check_writable(directory, "out_dir")
+        record.write_result(copy, directory)
+        return dataclasses.replace(copy, skipped=True)
     record.check_writable(directory, "out_dir")
 
     threads = cfg.train.num_threads or available_cores()

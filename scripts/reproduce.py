@@ -46,6 +46,8 @@ class Finding:
     reports: list[Report]
     quick: dict[str, list[str]]  # per sweep, the overrides that cut it to a few cells for --quick
     folder: str = "findings"  # under results/: the paper's findings, or the other principles
+    # Per sweep, the sweeps (same folder) whose finished records of identical configs it copies, not reruns.
+    reuse: dict[str, list[str]] = field(default_factory=dict)
 
 
 FINDINGS = {
@@ -127,6 +129,7 @@ FINDINGS = {
         reports=[Report(["depth"], "depth", ["--x", "model.n_layers"])],
         quick={"depth": ["+depth_cell=position", "model.n_layers=1,2"]},
         folder="principles",
+        reuse={"depth": ["readout_selectivity", "position", "evolution_structure"]},
     ),
     "spectra": Finding(
         sweeps=["spectra", "spectra_no_conv"],
@@ -150,9 +153,10 @@ def records(root: Path, sweep: str) -> Path:
     return root / sweep / "records"
 
 
-def run_sweep(sweep: str, root: Path, overrides: list[str]) -> None:
+def run_sweep(sweep: str, root: Path, overrides: list[str], reuse: list[str]) -> None:
+    donors = [str(records(root, s)) for s in reuse if records(root, s).is_dir()]
     sh(["cdyn-run", f"+experiment={sweep}", "hydra/launcher=parallel", f"hydra.sweep.dir={records(root, sweep)}",
-        "progress=false", "wandb=disabled", *overrides])
+        "progress=false", "wandb=disabled", *([f"reuse=[{','.join(donors)}]"] if donors else []), *overrides])
 
 
 def make_report(report: Report, root: Path) -> None:
@@ -186,7 +190,7 @@ def main() -> None:
         root = base / finding.folder
         if not args.report_only:
             for sweep in finding.sweeps:
-                run_sweep(sweep, root, QUICK + finding.quick[sweep] if args.quick else [])
+                run_sweep(sweep, root, QUICK + finding.quick[sweep] if args.quick else [], finding.reuse.get(sweep, []))
         for report in finding.reports:
             make_report(report, root)
     print(f"reproduce: done in {time.perf_counter() - start:.0f} s", file=sys.stderr)

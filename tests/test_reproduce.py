@@ -54,3 +54,20 @@ def test_quick_reproduction_runs_every_finding_and_writes_its_reports(tmp_path):
     for finding in reproduce.FINDINGS.values():
         for report in finding.reports:
             assert (tmp_path / finding.folder / report.out / "table.csv").exists(), report.out
+
+
+# Each depth cell at 2 blocks and the cell of its principle experiment it stands for (same lr and seed).
+DEPTH_DONORS = {"selectivity": ("readout_selectivity", "model.mixer.phi=exp", "task.frac_noise=0.6"),
+                "position": ("position", "+order_task=selective_copy", "model.mixer.A=identity", "model.pos_emb=none"),
+                "structure": ("evolution_structure", "model.mixer.A=gated_householder", "task.num_kv_pairs=16")}
+
+
+@pytest.mark.parametrize("cell", list(DEPTH_DONORS))
+def test_depth_at_two_blocks_is_the_config_of_the_experiment_it_reuses(cell):
+    sweep, *overrides = DEPTH_DONORS[cell]
+    assert sweep in reproduce.FINDINGS["depth"].reuse["depth"]
+    run = ("train.lr=3e-3", "seed=1")
+    depth = compose("+experiment=depth", f"+depth_cell={cell}", "model.n_layers=2", *run)
+    donor = compose(f"+experiment={sweep}", *overrides, *run)
+    assert depth.identity() == donor.identity()
+    assert compose("+experiment=depth", f"+depth_cell={cell}", "model.n_layers=4", *run).identity() != donor.identity()

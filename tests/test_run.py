@@ -105,6 +105,28 @@ def test_finished_run_is_skipped_unless_forced(tmp_path):
     assert read_result(Path(first.path)).status == "completed"
 
 
+def test_a_finished_record_of_another_sweep_is_copied_not_retrained(tmp_path):
+    donor = run(compose(*TINY, f"out_dir={tmp_path / 'a'}"), tmp_path / "a" / "runs")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "cells").mkdir()
+    cfg = compose(*TINY, f"out_dir={tmp_path / 'b'}", f"reuse=[{tmp_path / 'a'}]")
+    copy = run(cfg, tmp_path / "b" / "cells")
+    assert copy.skipped and copy.config_hash == donor.config_hash == config_hash(compose(*TINY).identity())
+    assert Path(copy.path) == tmp_path / "b" / copy.run_dir / RESULT and copy.run_dir.startswith("cells/")
+    stored = read_result(copy.path)
+    # The donor's measurements (wall time included: nothing ran), with this run's place and output keys.
+    assert stored.metrics == donor.metrics and stored.history == donor.history
+    assert stored.wall_seconds == donor.wall_seconds and stored.config == dataclasses.asdict(cfg)
+    # A different seed finds no donor and trains.
+    fresh = run(compose(*TINY, "seed=1", f"reuse=[{tmp_path / 'a'}]"), tmp_path / "b" / "cells")
+    assert not fresh.skipped and fresh.wall_seconds != donor.wall_seconds
+
+
+def test_reuse_of_a_missing_folder_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="reuse="):
+        compose(*TINY, f"reuse=[{tmp_path / 'none'}]")
+
+
 def test_a_different_seed_is_a_different_run(tmp_path):
     a, b = run(compose(*TINY), tmp_path / "runs"), run(compose(*TINY, "seed=1"), tmp_path / "runs")
     assert a.run_dir != b.run_dir and not b.skipped
