@@ -214,6 +214,7 @@ def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
     shown["params"] = tab["n_params"].map("{:,}".format)
     shown["steps"] = tab["steps_mean"].map("{:.0f}".format)
     shown["train s"] = tab["train_seconds_mean"].map("{:.1f}".format)
+    shown["tokens/s"] = tab["tokens_per_s_mean"].map("{:,.0f}".format)
     numeric = [k for k in keys if pd.api.types.is_numeric_dtype(tab[k])]
     return pipe_table(shown, right=[c for c in shown.columns if c not in keys or c in numeric])
 

@@ -31,7 +31,8 @@ def fake_run(root: Path, model: str, lr: float, seed: int, val: float, test: flo
     result = RunResult(config=config, config_hash=digest, status=status, seed=seed, history=history, steps=20,
                        metrics={"val_accuracy": val, "test_accuracy": test, "test_macro_accuracy": test,
                                 "train_loss": 1.0}, diverged_at=3 if status == "diverged" else None,
-                       train_seconds=1.0, n_params=100, state_size=64, numerics_version=numerics_version,
+                       train_seconds=1.0, tokens_per_s=1234.4 + seed, n_params=100, state_size=64,
+                       numerics_version=numerics_version,
                        run_dir=directory.relative_to(root).as_posix())
     write_result(result, directory)
     return result
@@ -103,6 +104,8 @@ def test_table_has_explicit_columns_and_markdown_aligns(grid):
     lines = markdown(tab, cell + over).splitlines()
     assert len({len(line) for line in lines}) == 1 and lines[1].startswith("|---")
     assert "0.7100 ± 0.0100" in lines[2]
+    # Throughput per cell: the mean over its seeds (1234.4 + 0, 1, 2).
+    assert lines[0].rstrip(" |").endswith("tokens/s") and lines[2].rstrip(" |").endswith(" 1,235")
 
 
 def test_all_diverged_cell_reads_zero_with_its_diverged_count(tmp_path):
