@@ -1,0 +1,48 @@
+"""The reference for readout_selectivity's noise mass: the share of noise tokens in the causal prefixes of the
+query rows, which is the noise mass of coefficients that ignore content (uniform over j <= i).
+
+A trained model below this share steers coefficient mass away from noise; at it, it does not select. Computed
+on the same test sequences a run's noise_mass uses (the first 64 of the test split of each seed's data).
+
+    python scripts/noise_share.py     # writes results/principles/readout_selectivity/noise_share.{csv,md}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cdyn_bench.config import compose
+from cdyn_bench.data import TaskData
+from cdyn_bench.run import SELECTIVITY_SEQUENCES
+from cdyn_bench.tasks.roles import NOISE, QUERY, token_roles
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "principles" / "readout_selectivity"
+FRAC_NOISE = (0.2, 0.4, 0.6, 0.8)
+SEEDS = (0, 1, 2)
+
+
+def uniform_share(frac_noise: float, seed: int) -> float:
+    cfg = compose("+experiment=readout_selectivity", f"task.frac_noise={frac_noise}", f"seed={seed}")
+    data = TaskData(cfg.task, seed, cfg.train.batch_size)
+    inputs, targets = data.test.inputs[:SELECTIVITY_SEQUENCES], data.test.targets[:SELECTIVITY_SEQUENCES]
+    roles = token_roles(cfg.task.name, cfg.task.params, inputs, targets)
+    prefix = np.cumsum(roles == NOISE, axis=1) / np.arange(1, roles.shape[1] + 1)
+    return float(prefix[roles == QUERY].mean())
+
+
+def main() -> None:
+    rows = [{"task.frac_noise": f, "seed": s, "uniform_noise_share": uniform_share(f, s)} for f in FRAC_NOISE for s in SEEDS]
+    df = pd.DataFrame(rows)
+    table = df.groupby("task.frac_noise")["uniform_noise_share"].agg(["mean", "min", "max"]).reset_index()
+    OUT.mkdir(parents=True, exist_ok=True)
+    table.to_csv(OUT / "noise_share.csv", index=False, float_format="%.4f")
+    (OUT / "noise_share.md").write_text(table.to_markdown(index=False, floatfmt=".4f") + "\n")
+    print(table.to_markdown(index=False, floatfmt=".4f"))
+
+
+if __name__ == "__main__":
+    main()
