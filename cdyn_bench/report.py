@@ -292,7 +292,7 @@ def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
     made = {f"accuracy_vs_{x}.png": figures.accuracy_figure(runs, summary, x, series, title)}
     if summary["noise_mass_mean"].notna().any():
         made[f"noise_mass_vs_{x}.png"] = figures.accuracy_figure(
-            runs, summary, x, series, title, metric="noise_mass", ylabel="share of coefficient mass on noise")
+            runs, summary, x, series, title, metric="noise_mass", ylabel="noise share of |alpha|")
     if (runs["status"] == "diverged").any():
         made[f"divergence_vs_{x}.png"] = figures.divergence_figure(runs, x, series, title)
     heat = heat or (swept + over)[:2]

@@ -126,7 +126,8 @@ FINDINGS = {
     ),
     "depth": Finding(
         sweeps=["depth"],
-        reports=[Report(["depth"], "depth", ["--x", "model.n_layers"])],
+        reports=[Report(["depth"], f"depth/{cell}", ["--where", f"task.name={task}", "--x", "model.n_layers"])
+                 for cell, task in (("selectivity", "noisy_icr"), ("position", "selective_copy"), ("structure", "mqar"))],
         quick={"depth": ["+depth_cell=position", "model.n_layers=1,2"]},
         folder="principles",
         reuse={"depth": ["readout_selectivity", "position", "evolution_structure"]},
