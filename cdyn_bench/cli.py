@@ -103,7 +103,7 @@ def run_main() -> None:
 
 # cdyn-report's other views of the records: flag -> (module, writer(dirs, out) -> (table or None, files)).
 VIEWS = {"principles": ("cdyn_bench.report", "write_principles"), "spectra": ("cdyn_bench.spectra", "write_spectra"),
-         "maps": ("cdyn_bench.maps", "write_maps")}
+         "maps": ("cdyn_bench.maps", "write_maps"), "finite_state": ("cdyn_bench.finite_state", "write_finite_state")}
 
 
 def report_parser() -> argparse.ArgumentParser:
@@ -134,6 +134,9 @@ def report_parser() -> argparse.ArgumentParser:
     views.add_argument("--maps", action="store_true",
                         help="instead of the table: coefficient maps alpha_ij at init and trained, per layer and head, "
                              "on a test sequence with the task's roles marked, for runs that saved their weights")
+    views.add_argument("--finite-state", action="store_true",
+                        help="instead of the table: principle 1's inference memory and time per token against context "
+                             "length, from the finite_state.{csv,json} that scripts/finite_state.py measured in DIR")
     parser.add_argument("--mad-score", action="store_true",
                         help="also write MAD's score per model and task (mean over settings of the best-on-validation "
                              "optimiser setting), e.g. for +experiment=mad_protocol")

@@ -7,12 +7,14 @@ state for a linear readout, the KV cache otherwise; summed over layers, measured
 not a formula), the time per generated token (fastest of the repeats), and, at the shortest L, the
 largest difference between the streamed logits and one forward pass over the whole sequence.
 
-    python scripts/finite_state.py       # writes results/finite_state/{finite_state.csv,.md,.png}
+    python scripts/finite_state.py       # writes results/finite_state/finite_state.{csv,json,md,png}
+    cdyn-report results/finite_state --finite-state --out results/finite_state   # md and png from the csv
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -22,6 +24,7 @@ import pandas as pd
 import torch
 
 from cdyn_bench.config import compose
+from cdyn_bench.finite_state import MEASUREMENTS, SETTINGS, write_finite_state
 from cdyn_bench.model import LanguageModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,25 +59,6 @@ def measure(preset: str, lengths: list[int], steps: int) -> list[dict]:
     return rows
 
 
-def figure(df: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (mem, speed) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-    for i, (preset, rows) in enumerate(df.groupby("preset", sort=False)):
-        style = {"color": plt.cm.tab20(i % 20), "marker": "o", "linestyle": "-" if rows["finite_state"].iloc[0] else "--"}
-        mem.plot(rows["context"], rows["cache_floats"], label=preset, **style)
-        speed.plot(rows["context"], rows["ms_per_token"], **style)
-    for ax, label in ((mem, "floats held per sequence"), (speed, "ms per generated token (fastest)")):
-        ax.set(xscale="log", yscale="log", xlabel="context length L", ylabel=label)
-        ax.grid(alpha=0.3)
-    mem.legend(fontsize="small", title="solid: finite state, dashed: KV cache")
-    fig.suptitle("Inference from each preset's own streaming step (MQAR-default sizes, batch 1)", fontsize="medium")
-    fig.savefig(path, dpi=120)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=PRESETS)
@@ -86,30 +70,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     df = pd.DataFrame([row for preset in args.presets for row in measure(preset, args.lengths, args.steps)])
     args.out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out / "finite_state.csv", index=False)
-    wide = df.pivot_table(index=["preset", "finite_state"], columns="context", values=["cache_floats", "ms_per_token"],
-                          sort=False)
-    lines = [
-        "# Finite state or KV cache: inference memory and time per token against context length",
-        "",
-        f"Produced by `python scripts/finite_state.py` ({args.threads} thread(s), {platform.machine()}, "
-        f"{os.cpu_count()} cores; {args.steps} generated tokens per length, fastest shown). Memory: floats the "
-        "streaming caches hold, summed over layers. Streamed logits against one forward pass at "
-        f"L = {args.lengths[0]}: largest |difference| "
-        f"{df['max_abs_diff_vs_forward'].max():.2e} over all presets (float32).",
-        "",
-        "## Floats held per sequence",
-        "",
-        wide["cache_floats"].astype(int).reset_index().to_markdown(index=False, intfmt=","),
-        "",
-        "## ms per generated token",
-        "",
-        wide["ms_per_token"].round(3).reset_index().to_markdown(index=False),
-        "",
-    ]
-    (args.out / "finite_state.md").write_text("\n".join(lines))
-    figure(df, args.out / "finite_state.png")
-    print("\n".join(lines))
+    df.to_csv(args.out / MEASUREMENTS, index=False)
+    settings = {"threads": args.threads, "machine": platform.machine(), "cores": os.cpu_count(), "steps": args.steps}
+    (args.out / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
+    table, _ = write_finite_state([args.out], args.out)
+    print(table.to_markdown(index=False))
 
 
 if __name__ == "__main__":

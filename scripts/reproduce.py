@@ -4,7 +4,9 @@ Each finding is one or more sweeps (conf/experiment/<sweep>.yaml) whose records 
 results/findings/<sweep>/records (the paper's three findings), results/principles/<sweep>/records
 (the other principles and the MQAR frontier) or results/spectra/<sweep>/records (eigenvalue spectra;
 their saved weights stay out of git, so the spectra report needs a rerun on a fresh clone), and
-reports made from them by cdyn-report. A rerun skips every
+reports made from them by cdyn-report. Principle 1 (finite_state) is a measurement instead:
+scripts/finite_state.py writes results/finite_state/finite_state.{csv,json}, cdyn-report --finite-state the
+table and figure. A rerun skips every
 cell with a finished record of the current numerics version, so an interrupted reproduction
 continues where it stopped (on this machine or another, from the committed records).
 
@@ -48,6 +50,9 @@ class Finding:
     folder: str = "findings"  # under results/: the paper's findings, or the other principles
     # Per sweep, the sweeps (same folder) whose finished records of identical configs it copies, not reruns.
     reuse: dict[str, list[str]] = field(default_factory=dict)
+    # A measurement instead of sweeps: a script of scripts/ that writes into the folder, and its --quick options.
+    measure: list[str] = field(default_factory=list)
+    measure_quick: list[str] = field(default_factory=list)
 
 
 FINDINGS = {
@@ -94,6 +99,10 @@ FINDINGS = {
         quick={"key_scaling": ["model=softmax", "model.mixer.head_dim=16,64"],
                "key_scaling_noisy_icr": ["model=softmax", "model.mixer.head_dim=16,64"],
                "key_scaling_long": ["model=gated", "model.mixer.head_dim=16"]},
+    ),
+    "finite_state": Finding(
+        sweeps=[], reports=[Report([], ".", ["--finite-state"])], quick={}, folder="finite_state",
+        measure=["finite_state.py"], measure_quick=["--presets", "softmax", "gated", "--lengths", "64", "256"],
     ),
     "readout_selectivity": Finding(
         sweeps=["readout_selectivity"],
@@ -161,6 +170,12 @@ def run_sweep(sweep: str, root: Path, overrides: list[str], reuse: list[str]) ->
 
 
 def make_report(report: Report, root: Path) -> None:
+    if not report.sweeps:  # a measurement's report reads the folder it measured into
+        if not any(root.glob("*.csv")):
+            print(f"skipped {root / report.out}: nothing measured in {root} yet")
+            return
+        sh(["cdyn-report", str(root), "--out", str(root / report.out), *report.options])
+        return
     dirs = [records(root, s) for s in report.sweeps if records(root, s).exists()]
     if len(dirs) < len(report.sweeps):
         missing = [s for s in report.sweeps if not records(root, s).exists()]
@@ -190,6 +205,10 @@ def main() -> None:
         finding = FINDINGS[name]
         root = base / finding.folder
         if not args.report_only:
+            if finding.measure:
+                script, *options = finding.measure
+                subprocess.run([sys.executable, str(ROOT / "scripts" / script), *options, "--out", str(root),
+                                *(finding.measure_quick if args.quick else [])], cwd=ROOT, check=True)
             for sweep in finding.sweeps:
                 run_sweep(sweep, root, QUICK + finding.quick[sweep] if args.quick else [], finding.reuse.get(sweep, []))
         for report in finding.reports:

@@ -53,7 +53,8 @@ def test_quick_reproduction_runs_every_finding_and_writes_its_reports(tmp_path):
     subprocess.run([sys.executable, str(SCRIPT), "--quick", "--root", str(tmp_path)], check=True, cwd=tmp_path)
     for finding in reproduce.FINDINGS.values():
         for report in finding.reports:
-            assert (tmp_path / finding.folder / report.out / "table.csv").exists(), report.out
+            written = "table.csv" if report.sweeps else "finite_state.md"  # a sweep's report, or a measurement's
+            assert (tmp_path / finding.folder / report.out / written).exists(), report.out
 
 
 # Each depth cell at 2 blocks and the cell of its principle experiment it stands for (same lr and seed).
