@@ -206,9 +206,10 @@ def check_finite(node: Any, prefix: str = "") -> None:
 
 
 def check_reuse(folders: list[str]) -> None:
-    missing = [f for f in folders if not Path(f).is_dir()]
-    if missing:
-        raise ConfigError(f"reuse={missing[0]!r}: not a folder; must name sweep folders or out_dirs that hold run records")
+    for folder in folders:
+        if not any((Path(folder) / kind).is_dir() for kind in ("cells", "runs")):
+            raise ConfigError(f"reuse={folder!r}: holds no cells/ or runs/ folder; must name sweep folders (with cells/) "
+                              "or out_dirs (with runs/) of finished runs")
 
 
 def check_paths(out_dir: str, sweep_name: str) -> None:
@@ -286,4 +287,6 @@ def from_record(config: dict[str, Any]) -> RunConfig:
     from omegaconf import OmegaConf
 
     register_schema()
+    # reuse only told the run where to look for a copy; its folders need not exist where the record is read.
+    config = {k: v for k, v in config.items() if k != "reuse"}
     return to_run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), config))

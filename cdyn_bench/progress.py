@@ -30,7 +30,8 @@ class SweepProgress:
     """Polls the planned cells' records in a thread; one line per finished cell, a live bar unless quiet.
 
     A cell whose finished record exists at the start (and force is off) counts as skipped: run()
-    will skip it. Any other cell counts when a record newer than the start appears.
+    will skip it; so does one whose record run() copied from another sweep (`reuse`). Any other cell
+    counts when a record newer than the start appears.
     """
 
     def __init__(self, manifest: Manifest, live: bool = True, interval: float = 1.0):
@@ -85,6 +86,7 @@ class SweepProgress:
     def _count(self, cell: Cell, result: record.RunResult, skipped: bool) -> None:
         if self.pending.pop(cell.run_dir, None) is None:
             return
+        skipped = skipped or bool(result.reused_from)  # a copy of another sweep's record ran nowhere now
         self.counts["done"] += 1
         self.counts["skipped" if skipped else "new"] += 1
         self.counts["diverged"] += result.status == "diverged"

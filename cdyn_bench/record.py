@@ -39,6 +39,7 @@ class RunResult:
     divergence: at the diverging step, its loss, gradient norm and the model's extremes
     (cdyn_bench.mixer.introspect.EXTREMES), None for a completed run. principles: the principle card's
     predictions for the config (cdyn_bench.principles), made before training. numerics_version is cdyn_bench.NUMERICS_VERSION of the code that ran it.
+    reused_from: the folder of the record this one was copied from (the run key `reuse`), "" for a run trained here.
     """
 
     config: dict[str, Any]
@@ -63,6 +64,7 @@ class RunResult:
     num_threads: int = 0
     numerics_version: int = 0
     versions: dict[str, Any] = field(default_factory=dict)
+    reused_from: str = ""
     run_dir: str = ""
     skipped: bool = False
     path: str = ""
@@ -150,11 +152,14 @@ def finished(directory: Path, digest: str) -> RunResult | None:
     return result if result.config_hash == digest and result.numerics_version == NUMERICS_VERSION else None
 
 
+REUSABLE = ("cells", "runs")  # the run folders of a sweep folder and of an out_dir
+
+
 def reusable(folders: list[str], name: str, digest: str) -> RunResult | None:
     """The first finished record of this config named `name` among the sweep folders (cells/<name>) or out_dirs
     (runs/<name>) in `folders`, or None."""
     for folder in folders:
-        for kind in ("cells", "runs"):
+        for kind in REUSABLE:
             if (done := finished(Path(folder) / kind / name, digest)) is not None:
                 return done
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -70,6 +71,26 @@ def selectivity(model: LanguageModel, data: TaskData, cfg: RunConfig, device: to
     return {"noise_mass": sum(shares) / len(shares), "noise_mass_last_layer": shares[-1]}
 
 
+def copy_reusable(cfg: RunConfig, config: dict, root: Path, directory: Path, digest: str) -> RunResult | None:
+    """The finished record of the same config in one of cfg.reuse's folders, copied to `directory` with this run's
+    place and output keys (and its weights, when this run saves them; a donor without them is not used)."""
+    donor = record.reusable(cfg.reuse, directory.name, digest)
+    if donor is None:
+        return None
+    source = Path(donor.path).parent
+    weights = [source / name for name in record.WEIGHTS.values()] if cfg.train.save_weights else []
+    if not all(w.exists() for w in weights):
+        return None
+    record.check_writable(directory, "out_dir")
+    for w in weights:
+        shutil.copy2(w, directory / w.name)
+    copy = dataclasses.replace(donor, config=config, run_dir=directory.relative_to(root.parent).as_posix(),
+                               path=str(directory / record.RESULT), reused_from=source.as_posix())
+    record.write_result(copy, directory)
+    (directory / record.PROGRESS).unlink(missing_ok=True)  # of an interrupted attempt: the record stands now
+    return dataclasses.replace(copy, skipped=True)
+
+
 def run(cfg: RunConfig, root: Path) -> RunResult:
     """Train and evaluate one checked config under `root`, or return its finished record when it exists.
 
@@ -81,13 +102,8 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
     directory = record.run_dir(root, config, digest)
     if not cfg.force and (done := record.finished(directory, digest)) is not None:
         return dataclasses.replace(done, skipped=True)
-    if not cfg.force and (done := record.reusable(cfg.reuse, directory.name, digest)) is not None:
-        # The same computation, already made in another sweep: copied with this run's place and output keys.
-        copy = dataclasses.replace(done, config=config, run_dir=directory.relative_to(root.parent).as_posix(),
-                                   path=str(directory / record.RESULT))
-        record.check_writable(directory, "out_dir")
-        record.write_result(copy, directory)
-        return dataclasses.replace(copy, skipped=True)
+    if not cfg.force and (copy := copy_reusable(cfg, config, root, directory, digest)) is not None:
+        return copy
     record.check_writable(directory, "out_dir")
 
     threads = cfg.train.num_threads or available_cores()

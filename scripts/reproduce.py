@@ -22,6 +22,7 @@ experiment, 60 steps), written under outputs/quick, never under results/.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -164,7 +165,8 @@ def records(root: Path, sweep: str) -> Path:
 
 
 def run_sweep(sweep: str, root: Path, overrides: list[str], reuse: list[str]) -> None:
-    donors = [str(records(root, s)) for s in reuse if records(root, s).is_dir()]
+    # Relative to the repository root, where cdyn-run runs: records name folders that exist on any clone.
+    donors = [os.path.relpath(records(root, s), ROOT) for s in reuse if records(root, s).is_dir()]
     sh(["cdyn-run", f"+experiment={sweep}", "hydra/launcher=parallel", f"hydra.sweep.dir={records(root, sweep)}",
         "progress=false", "wandb=disabled", *([f"reuse=[{','.join(donors)}]"] if donors else []), *overrides])
 
@@ -199,7 +201,7 @@ def main() -> None:
     unknown = [f for f in args.findings if f not in FINDINGS]
     if unknown:
         parser.error(f"finding {unknown[0]!r}: allowed: {', '.join(FINDINGS)}")
-    base = args.root or (ROOT / "outputs" / "quick" if args.quick else RESULTS)
+    base = (args.root or (ROOT / "outputs" / "quick" if args.quick else RESULTS)).resolve()
     start = time.perf_counter()
     for name in args.findings or list(FINDINGS):
         finding = FINDINGS[name]

@@ -10,10 +10,11 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+import yaml
 
 from cdyn_bench.config import compose
 
-__all__ = ["BIN", "PRESETS", "TINY", "assert_close", "cdyn_run", "cli_env", "compose", "compose_hydra",
+__all__ = ["BIN", "PRESETS", "TINY", "assert_close", "cdyn_run", "cli_env", "compose", "compose_hydra", "conf_file",
            "group_names", "run_fwd_bwd", "state_forms", "sweep_jobs", "write_record"]
 
 BIN = Path(sys.executable).parent
@@ -119,3 +120,8 @@ def write_record(sweep_dir: Path, name: str, status: str = "completed", **fields
                        run_dir=f"cells/{name}", **fields)
     write_result(result, Path(sweep_dir) / "cells" / name)
     return result
+
+
+def conf_file(group: str, name: str) -> dict:
+    """The values of conf/<group>/<name>.yaml as written."""
+    return yaml.safe_load(resources.files("cdyn_bench.conf").joinpath(group, f"{name}.yaml").read_text()) or {}

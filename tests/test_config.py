@@ -5,11 +5,10 @@ A run's identity (inactive knobs, output-only keys, typed task values) is tested
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 
 import pytest
 import yaml
-from helpers import PRESETS, compose, group_names, sweep_jobs
+from helpers import PRESETS, compose, conf_file, group_names, sweep_jobs
 
 from cdyn_bench import choices
 from cdyn_bench.mixer.components import ETA_FS, FEATURE_MAPS, PHIS
@@ -20,11 +19,6 @@ from cdyn_bench.task_config import TASK_CONFIGS
 from cdyn_bench.tasks import TASKS
 
 TASK_FILES, EXPERIMENTS = group_names("task"), group_names("experiment")
-
-
-def conf_file(group: str, name: str) -> dict:
-    """The values of conf/<group>/<name>.yaml as written."""
-    return yaml.safe_load(resources.files("cdyn_bench.conf").joinpath(group, f"{name}.yaml").read_text()) or {}
 
 
 @cache

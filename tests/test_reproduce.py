@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import compose, group_names
+from helpers import compose, conf_file, group_names
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "reproduce.py"
@@ -67,6 +67,10 @@ DEPTH_DONORS = {"selectivity": ("readout_selectivity", "model.mixer.phi=exp", "t
 def test_depth_at_two_blocks_is_the_config_of_the_experiment_it_reuses(cell):
     sweep, *overrides = DEPTH_DONORS[cell]
     assert sweep in reproduce.FINDINGS["depth"].reuse["depth"]
+    # The donor cell is in the donor's grid (a grid that drops it leaves depth's 2-block cells to train).
+    params = conf_file("experiment", sweep)["hydra"]["sweeper"]["params"]
+    for key, _, value in (o.partition("=") for o in overrides):
+        assert value in str(params[key]).split(","), (sweep, key, value)
     run = ("train.lr=3e-3", "seed=1")
     depth = compose("+experiment=depth", f"+depth_cell={cell}", "model.n_layers=2", *run)
     donor = compose(f"+experiment={sweep}", *overrides, *run)

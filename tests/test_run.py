@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,10 @@ from helpers import TINY, cdyn_run, compose
 
 from cdyn_bench import NUMERICS_VERSION
 from cdyn_bench.choices import EXTREMES
-from cdyn_bench.config import TrainConfig
+from cdyn_bench.config import TrainConfig, from_record
 from cdyn_bench.mixer import forms
 from cdyn_bench.mixer.components import divide_or_zero
-from cdyn_bench.record import RESULT, config_hash, read_result
+from cdyn_bench.record import RESULT, WEIGHTS, config_hash, read_result
 from cdyn_bench.registry import ConfigError
 from cdyn_bench.run import run
 from cdyn_bench.train import schedule
@@ -117,14 +118,41 @@ def test_a_finished_record_of_another_sweep_is_copied_not_retrained(tmp_path):
     # The donor's measurements (wall time included: nothing ran), with this run's place and output keys.
     assert stored.metrics == donor.metrics and stored.history == donor.history
     assert stored.wall_seconds == donor.wall_seconds and stored.config == dataclasses.asdict(cfg)
+    assert stored.reused_from == Path(donor.path).parent.as_posix() and not donor.reused_from
+    # The record stands without the donor's folder (reuse names where to look, not what the run is).
+    shutil.rmtree(tmp_path / "a")
+    assert from_record(stored.config).identity() == compose(*TINY).identity()
     # A different seed finds no donor and trains.
-    fresh = run(compose(*TINY, "seed=1", f"reuse=[{tmp_path / 'a'}]"), tmp_path / "b" / "cells")
-    assert not fresh.skipped and fresh.wall_seconds != donor.wall_seconds
+    fresh = run(compose(*TINY, "seed=1", f"reuse=[{tmp_path / 'b'}]"), tmp_path / "c" / "runs")
+    assert not fresh.skipped and not fresh.reused_from
 
 
-def test_reuse_of_a_missing_folder_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="reuse="):
-        compose(*TINY, f"reuse=[{tmp_path / 'none'}]")
+def test_reuse_retrains_when_forced_or_the_donor_is_of_another_numerics_version(tmp_path):
+    donor = run(compose(*TINY), tmp_path / "a" / "runs")
+    forced = run(compose(*TINY, "force=true", f"reuse=[{tmp_path / 'a'}]"), tmp_path / "b" / "runs")
+    assert not forced.skipped and not forced.reused_from and forced.metrics == donor.metrics
+    stale = json.loads(Path(donor.path).read_text())
+    Path(donor.path).write_text(json.dumps({**stale, "numerics_version": NUMERICS_VERSION - 1}))
+    again = run(compose(*TINY, f"reuse=[{tmp_path / 'a'}]"), tmp_path / "c" / "runs")
+    assert not again.skipped and not again.reused_from
+
+
+def test_reuse_copies_the_weights_a_run_saves_and_skips_a_donor_without_them(tmp_path):
+    donor = run(compose(*TINY), tmp_path / "a" / "runs")  # saved no weights
+    saving = (*TINY, "train.save_weights=true", f"reuse=[{tmp_path / 'a'}]")
+    trained = run(compose(*saving), tmp_path / "b" / "runs")
+    assert not trained.skipped and trained.metrics == donor.metrics
+    copy = run(compose(*TINY, "train.save_weights=true", f"reuse=[{tmp_path / 'b'}]"), tmp_path / "c" / "runs")
+    assert copy.skipped and copy.reused_from
+    for name in WEIGHTS.values():
+        assert (Path(copy.path).parent / name).read_bytes() == (Path(trained.path).parent / name).read_bytes()
+
+
+@pytest.mark.parametrize("folder", ["none", "empty"])
+def test_reuse_of_a_folder_without_run_folders_is_a_config_error(tmp_path, folder):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"reuse=.*cells/ or runs/"):
+        compose(*TINY, f"reuse=[{tmp_path / folder}]")
 
 
 def test_a_different_seed_is_a_different_run(tmp_path):
