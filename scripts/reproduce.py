@@ -113,9 +113,16 @@ FINDINGS = {
     ),
     "position": Finding(
         sweeps=["position", "position_conv"],
-        reports=[Report(["position", "position_conv"], f"position/{task}",
-                        ["--where", f"task.name={task}", "--heat", "model.mixer.A", "model.pos_emb",
-                         "--x", "model.mixer.A"]) for task in ("selective_copy", "icr")],
+        reports=[
+            *(Report(["position"], f"position/{task}", ["--where", f"task.name={task}", "--heat", "model.mixer.A",
+                                                          "model.pos_emb", "--x", "model.mixer.A"])
+              for task in ("selective_copy", "icr")),
+            # The boundary on its own: a heat map over both sweeps would pick the convolution on validation.
+            *(Report(["position", "position_conv"], f"position/{task}/conv",
+                     ["--where", f"task.name={task}", "--where", "model.pos_emb=none", "--where",
+                      "model.mixer.A=identity,scalar_gate", "--heat", "model.mixer.A", "model.mixer.conv_size",
+                      "--x", "model.mixer.A"]) for task in ("selective_copy", "icr")),
+        ],
         quick={"position": ["model.mixer.A=identity,scalar_gate", "model.pos_emb=none"],
                "position_conv": ["model.mixer.A=identity"]},
         folder="principles",
