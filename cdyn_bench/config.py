@@ -206,8 +206,10 @@ def check_finite(node: Any, prefix: str = "") -> None:
 
 
 def check_reuse(folders: list[str]) -> None:
+    from cdyn_bench.record import REUSABLE
+
     for folder in folders:
-        if not any((Path(folder) / kind).is_dir() for kind in ("cells", "runs")):
+        if not any((Path(folder) / kind).is_dir() for kind in REUSABLE):
             raise ConfigError(f"reuse={folder!r}: holds no cells/ or runs/ folder; must name sweep folders (with cells/) "
                               "or out_dirs (with runs/) of finished runs")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from cdyn_bench.config import compose
 from cdyn_bench.data import TaskData
@@ -21,8 +22,10 @@ from cdyn_bench.tasks.roles import NOISE, QUERY, token_roles
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "principles" / "readout_selectivity"
-FRAC_NOISE = (0.2, 0.4, 0.6, 0.8)
-SEEDS = (0, 1, 2)
+# The experiment's own grid of noise fractions and seeds.
+GRID = yaml.safe_load((ROOT / "conf" / "experiment" / "readout_selectivity.yaml").read_text())["hydra"]["sweeper"]["params"]
+FRAC_NOISE = [float(f) for f in str(GRID["task.frac_noise"]).split(",")]
+SEEDS = [int(s) for s in str(GRID["seed"]).split(",")]
 
 
 def uniform_share(frac_noise: float, seed: int) -> float:
