@@ -6,7 +6,9 @@ warm-up), its matrix-multiply FLOPs are counted (mm, addmm, bmm, baddbmm, as dis
 are left out: torch.utils.flop_counter counts a depthwise convolution's backward as dense), and the
 same matmuls, replayed alone at the same shapes, give the time the arithmetic needs (`floor ms`). A
 profile of a few steps names the five ops with the most self time. The validation pass cdyn-run makes
-every train.eval_every steps is timed too, as a share of training time.
+every train.eval_every steps is timed too, as a share of training time. A digest of a few training steps
+from a fixed seed (the losses and the final parameters, bit for bit) says whether two codes compute the
+same numbers.
 
 With --baseline REV every cell is also measured on the code at git revision REV (checked out into a
 temporary folder and imported from there), before and after in turn, so both come from one run of
@@ -14,6 +16,7 @@ the script under the same conditions.
 
     python scripts/bench_train.py --baseline HEAD~1      # writes results/bench/train.{csv,md}
     python scripts/bench_train.py --baseline HEAD~1 --presets softmax s6 --name train_s6   # a few presets
+    python scripts/bench_train.py --baseline HEAD --digest-only   # does the working tree compute the same numbers?
 """
 
 from __future__ import annotations
@@ -95,28 +98,71 @@ def top_ops(step, steps: int = 3, k: int = 5) -> str:
     return ", ".join(f"{e.key.removeprefix('aten::')} {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:k])
 
 
-def measure_cell(preset: str, size: str, budget_s: float) -> dict:
-    """One preset at one size: step ms, tokens/s, matmul GFLOP, floor ms, eval share and top ops."""
+def training_step(cfg, model, optimizer, inputs, targets):
+    """One step of cdyn-run's training (loss, backward, clip, AdamW) on one batch; returns the loss."""
     import torch
 
-    from cdyn_bench.config import compose
-    from cdyn_bench.data import TaskData, to_tensors
-    from cdyn_bench.model import LanguageModel
-    from cdyn_bench.train import evaluate, loss_on, make_optimizer
+    from cdyn_bench.train import loss_on
 
-    cfg = compose(f"model={preset}", *SIZES[size], "task.num_val=500", "wandb=disabled")
+    loss = loss_on(model, inputs, targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+    optimizer.step()
+    return loss
+
+
+def setup(cfg):
+    """(data, model, optimizer) of cdyn-run for cfg, from seed 0."""
+    import torch
+
+    from cdyn_bench.data import TaskData
+    from cdyn_bench.model import LanguageModel
+    from cdyn_bench.train import make_optimizer
+
     torch.manual_seed(0)
     data = TaskData(cfg.task, 0, cfg.train.batch_size)
     model = LanguageModel(cfg.model, data.vocab_size, readout=cfg.task.readout)
-    optimizer = make_optimizer(model, cfg.train)
+    return data, model, make_optimizer(model, cfg.train)
+
+
+def numbers_digest(cfg, steps: int = 5) -> str:
+    """sha256 (12 hex digits) of the losses of `steps` training steps from seed 0 on fresh batches and of
+    the parameters after them, bit for bit: equal digests, same numbers."""
+    import hashlib
+
+    import torch
+
+    from cdyn_bench.data import to_tensors
+
+    data, model, optimizer = setup(cfg)
+    digest = hashlib.sha256()
+    for _ in range(steps):
+        loss = training_step(cfg, model, optimizer, *to_tensors(*data.train_batch(), device=torch.device("cpu")))
+        digest.update(loss.detach().numpy().tobytes())
+    for param in model.parameters():
+        digest.update(param.detach().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def measure_cell(preset: str, size: str, budget_s: float, digest_only: bool = False) -> dict:
+    """One preset at one size: step ms, tokens/s, matmul GFLOP, floor ms, eval share, top ops and the
+    digest (with digest_only, the digest alone)."""
+    import torch
+
+    from cdyn_bench.config import compose
+    from cdyn_bench.data import to_tensors
+    from cdyn_bench.train import evaluate
+
+    cfg = compose(f"model={preset}", *SIZES[size], "task.num_val=500", "wandb=disabled")
+    digest = numbers_digest(cfg)
+    if digest_only:
+        return {"preset": preset, "size": size, "digest": digest}
+    data, model, optimizer = setup(cfg)
     inputs, targets = to_tensors(*data.train_batch(), device=torch.device("cpu"))
 
     def step() -> None:
-        loss = loss_on(model, inputs, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        optimizer.step()
+        training_step(cfg, model, optimizer, inputs, targets)
 
     for _ in range(3):
         step()
@@ -136,18 +182,19 @@ def measure_cell(preset: str, size: str, budget_s: float) -> dict:
             "ms_per_step": 1e3 * seconds, "tokens_per_s": inputs.numel() / seconds,
             "matmul_gflop": sum(matmul_flops(n, s) for n, s in calls) / 1e9,
             "floor_ms": 1e3 * replay_seconds(calls), "eval_pct": 100 * eval_s / (eval_s + training_s),
-            "top_ops": top_ops(step)}
+            "top_ops": top_ops(step), "digest": digest}
 
 
-def measure(presets: list[str], sizes: list[str], threads: int, budget_s: float) -> list[dict]:
+def measure(presets: list[str], sizes: list[str], threads: int, budget_s: float, digest_only: bool) -> list[dict]:
     import torch
 
     torch.set_num_threads(threads)
     rows = []
     for size in sizes:
         for preset in presets:
-            rows.append(measure_cell(preset, size, budget_s))
-            print(json.dumps({k: rows[-1][k] for k in ("preset", "size", "ms_per_step")}), file=sys.stderr)
+            rows.append(measure_cell(preset, size, budget_s, digest_only))
+            print(json.dumps(rows[-1] if digest_only else {k: rows[-1][k] for k in ("preset", "size", "ms_per_step")}),
+                  file=sys.stderr)
     return rows
 
 
@@ -168,7 +215,7 @@ def measure_in_subprocess(site: Path | None, args: argparse.Namespace) -> list[d
     """Run `measure` in a fresh interpreter importing cdyn_bench from `site` (None: this checkout)."""
     env = dict(os.environ, **({"PYTHONPATH": str(site)} if site else {}))
     command = [sys.executable, __file__, "--worker", "--threads", str(args.threads), "--budget", str(args.budget),
-               "--presets", *args.presets, "--sizes", *args.sizes]
+               "--presets", *args.presets, "--sizes", *args.sizes] + (["--digest-only"] if args.digest_only else [])
     out = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out)
 
@@ -186,7 +233,8 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         f"One full step (forward, backward, clip, AdamW) of cdyn-run's model on a fresh batch, fp32, "
         f"{args.threads} threads, {platform.machine()}, fastest of the repeats (interference on a shared machine only adds time); `floor ms`: the step's matmuls "
         "alone at the same shapes; `eval %`: the validation pass every train.eval_every steps as a share "
-        "of training time. Produced by `scripts/bench_train.py"
+        "of training time; `same numbers`: five training steps from seed 0 give bit-identical losses and "
+        "parameters before and after. Produced by `scripts/bench_train.py"
         + (f" --baseline {args.baseline}" if args.baseline else "")
         + (f" --presets {' '.join(args.presets)}" if args.presets != PRESETS else "")
         + (f" --budget {args.budget:g}" if args.budget != 2.0 else "") + "`"
@@ -194,10 +242,13 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         "",
     ]
     if "before" in set(df["code"]):
-        softmax = wide.xs("softmax", level="preset")
         wide["after / before"] = wide["after"] / wide["before"]
-        for code in ("before", "after"):
-            wide[f"{code} / softmax"] = wide[code] / softmax[code].reindex(wide.index.get_level_values("size")).values
+        if "softmax" in set(df["preset"]):
+            softmax = wide.xs("softmax", level="preset")
+            for code in ("before", "after"):
+                wide[f"{code} / softmax"] = wide[code] / softmax[code].reindex(wide.index.get_level_values("size")).values
+        digests = df.pivot_table(index=["size", "preset"], columns="code", values="digest", aggfunc="first", sort=False)
+        wide["same numbers"] = (digests["before"] == digests["after"]).map({True: "yes", False: "no"})
         lines += ["## ms per step, before and after", "", wide.round(2).to_markdown(), ""]
     for code, part in df.groupby("code", sort=False):
         shown = part[["size", "preset", "batch", "seq_len", "ms_per_step", "tokens_per_s", "matmul_gflop",
@@ -214,10 +265,12 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=PRESETS)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES))
     parser.add_argument("--name", default="train", help="writes results/bench/NAME.{csv,md}")
+    parser.add_argument("--digest-only", action="store_true",
+                        help="only say, per cell, whether the baseline and this code compute the same numbers (no timing, writes nothing)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(measure(args.presets, args.sizes, args.threads, args.budget)))
+        print(json.dumps(measure(args.presets, args.sizes, args.threads, args.budget, args.digest_only)))
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,6 +282,15 @@ def main() -> None:
                 if site is not None:
                     rows += [{"code": "before", **r} for r in measure_in_subprocess(site, cell)]
                 rows += [{"code": "after" if site else "current", **r} for r in measure_in_subprocess(None, cell)]
+    if args.digest_only:
+        import pandas as pd
+
+        digests = pd.DataFrame(rows).pivot_table(index=["size", "preset"], columns="code", values="digest",
+                                                 aggfunc="first", sort=False)
+        if "before" in digests:
+            digests["same numbers"] = digests["before"] == digests["after"]
+        print(digests.to_markdown())
+        return
     write(rows, args)
 
 

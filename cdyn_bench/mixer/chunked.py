@@ -26,7 +26,7 @@ from torch import Tensor
 
 from cdyn_bench.choices import STABILISED
 from cdyn_bench.mixer.components import Evolution, State, augment, normalise, segsum
-from cdyn_bench.mixer.householder import householder_intra
+from cdyn_bench.mixer.householder import gate_transport, householder_intra
 
 
 def to_chunks(x: Tensor, C: int) -> Tensor:
@@ -43,13 +43,26 @@ def from_chunks(x: Tensor, T: int) -> Tensor:
     return x.flatten(2, 3)[:, :, :T].movedim(2, 1)
 
 
-def chunk_log_weights(evolution: Evolution, q: Tensor, C: int) -> tuple[Tensor, Tensor, Tensor]:
+def chunk_log_weights(evolution: Evolution, q: Tensor, C: int) -> tuple[Tensor, Tensor, Tensor | None]:
     """Per chunk: ls (B, H, N, C) scalar log decays, li (B, H, N, C) log input gates, and
-    lw (B, H, N, C, C) = cs_i - cs_s + li_s for s <= i (-inf above the diagonal)."""
+    lw (B, H, N, C, C) = cs_i - cs_s + li_s for s <= i (-inf above the diagonal); lw is None when A has no
+    scalar factor and there is no input gate (every lw_is would be 0)."""
+    if evolution.scalar is None and evolution.log_i is None:
+        zeros = to_chunks(q.new_zeros(q.shape[:3]), C)
+        return zeros, zeros, None
     ls = evolution.scalar if evolution.scalar is not None else q.new_zeros(q.shape[:3])
     li = evolution.log_i if evolution.log_i is not None else q.new_zeros(q.shape[:3])
     ls, li = to_chunks(ls, C), to_chunks(li, C)
     return ls, li, segsum(ls) + li[..., None, :]
+
+
+def input_weights(lw: Tensor | None, rho: Tensor) -> Tensor:
+    """wb (B, H, N, C, C) = exp(lw_is - rho_i), zero above the diagonal; without lw (no decay, no input
+    gate, so rho = 0) the causal 0/1 mask itself: the same numbers, bit for bit, as exp(0) = 1 and exp(-inf) = 0."""
+    if lw is not None:
+        return torch.exp(lw - rho[..., None])
+    C = rho.shape[-1]
+    return torch.ones(C, C, dtype=rho.dtype, device=rho.device).tril().expand(*rho.shape, C).contiguous()
 
 
 def scalar_intra(q: Tensor, b: Tensor, v: Tensor, wb: Tensor, state: bool = True) -> tuple[Tensor, ...]:
@@ -161,8 +174,7 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
     stabilise = eta in STABILISED
     ls, li, lw = chunk_log_weights(evolution, q, C)
     cs = ls.cumsum(-1)
-    rho = lw.amax(-1).detach() if stabilise else torch.zeros_like(cs)
-    wb = torch.exp(lw - rho[..., None])
+    rho = lw.amax(-1).detach() if stabilise and lw is not None else torch.zeros_like(cs)
     qc, bc, vc = to_chunks(q, C), to_chunks(b, C), to_chunks(augment(v, eta), C)
     # One chunk with no state entering it and none asked for: its output is the intra part at row
     # scale rho (what combine gives with an empty state), and the state parts are not formed.
@@ -174,7 +186,10 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
 
     if evolution.householder:
         k, beta = to_chunks(evolution.direction, C), to_chunks(evolution.beta, C)
-        y_intra, q_in, u, carry = householder_intra(qc, bc, vc, k, beta, cs, wb, rho, state)
+        wb = input_weights(lw, rho)
+        # Without decays the transport g_ts is the causal mask too (cs = rho = 0), and wb is it.
+        g = gate_transport(cs, rho) if lw is not None else wb
+        y_intra, q_in, u, carry = householder_intra(qc, bc, vc, k, beta, g, wb, state)
         if not state:
             return output(y_intra, rho)
         return output(*scan_chunks(y_intra, q_in, u, carry, cs, rho, stabilise, initial))
@@ -182,7 +197,7 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
         log_d = to_chunks(evolution.diagonal, C)
         y_intra, q_in, u, log_carry = diagonal_intra(qc, bc, vc, log_d, ls, li, rho, stabilise, state)
     else:
-        y_intra, q_in, u, log_carry = scalar_intra(qc, bc, vc, wb, state)
+        y_intra, q_in, u, log_carry = scalar_intra(qc, bc, vc, input_weights(lw, rho), state)
     if not state:
         return output(y_intra, rho)
     s_in, m_in, final = entering_states(u, cs[..., -1], log_carry, rho[..., -1], stabilise, initial)

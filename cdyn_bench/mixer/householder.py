@@ -47,19 +47,18 @@ def wy_state_part(k: Tensor, beta: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     return q_in, carry
 
 
-def householder_intra(q: Tensor, b: Tensor, v: Tensor, k: Tensor, beta: Tensor, cs: Tensor, wb: Tensor,
-                      rho: Tensor, state: bool = True) -> tuple[Tensor, ...]:
+def householder_intra(q: Tensor, b: Tensor, v: Tensor, k: Tensor, beta: Tensor, g: Tensor, wb: Tensor,
+                      state: bool = True) -> tuple[Tensor, ...]:
     """One chunk's own contribution and its WY transition, for all chunks at once (without `state`,
     the contribution only, the rest None).
 
-    q, b, k: (B, H, N, C, n); v: (B, H, N, C, dv); beta, cs, rho: (B, H, N, C);
-    wb: (B, H, N, C, C) input weights w_ts / exp(rho_t), zero above the diagonal.
+    q, b, k: (B, H, N, C, n); v: (B, H, N, C, dv); beta: (B, H, N, C); g: (B, H, N, C, C) the gate
+    transport (`gate_transport`) and wb the input weights w_ts / exp(rho_t), both zero above the diagonal.
     Returns y_intra (B, H, N, C, dv) at row scales rho, q_in, the chunk's own state
     u (B, H, N, n, dv) at scale rho_C, and carry (B, H, N, n, n).
     """
     C = q.shape[-2]
     strict = torch.tril(torch.ones(C, C, dtype=torch.bool, device=q.device), diagonal=-1)
-    g = gate_transport(cs, rho)
     kt = k.transpose(-1, -2)
     rhs = _masked(beta[..., None] * (k @ b.transpose(-1, -2)) * wb, strict) @ v
     lower = _masked(beta[..., None] * (k @ kt) * g, strict)
