@@ -43,24 +43,27 @@ def from_chunks(x: Tensor, T: int) -> Tensor:
     return x.flatten(2, 3)[:, :, :T].movedim(2, 1)
 
 
-def chunk_log_weights(evolution: Evolution, q: Tensor, C: int) -> tuple[Tensor, Tensor, Tensor | None]:
+def chunk_log_weights(evolution: Evolution, q: Tensor, C: int, weights: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """Per chunk: ls (B, H, N, C) scalar log decays, li (B, H, N, C) log input gates, and
-    lw (B, H, N, C, C) = cs_i - cs_s + li_s for s <= i (-inf above the diagonal); lw is None when A has no
-    scalar factor and there is no input gate (every lw_is would be 0)."""
+    lw (B, H, N, C, C) = cs_i - cs_s + li_s for s <= i (-inf above the diagonal). lw is None when A has no
+    scalar factor and there is no input gate (every lw_is would be 0), and when not asked for (`weights`)."""
     if evolution.scalar is None and evolution.log_i is None:
         zeros = to_chunks(q.new_zeros(q.shape[:3]), C)
         return zeros, zeros, None
     ls = evolution.scalar if evolution.scalar is not None else q.new_zeros(q.shape[:3])
     li = evolution.log_i if evolution.log_i is not None else q.new_zeros(q.shape[:3])
     ls, li = to_chunks(ls, C), to_chunks(li, C)
-    return ls, li, segsum(ls) + li[..., None, :]
+    if not weights:
+        return ls, li, None
+    return ls, li, segsum(ls) + li[..., None, :] if evolution.log_i is not None else segsum(ls)
 
 
-def input_weights(lw: Tensor | None, rho: Tensor) -> Tensor:
-    """wb (B, H, N, C, C) = exp(lw_is - rho_i), zero above the diagonal; without lw (no decay, no input
-    gate, so rho = 0) the causal 0/1 mask itself: the same numbers, bit for bit, as exp(0) = 1 and exp(-inf) = 0."""
+def input_weights(lw: Tensor | None, rho: Tensor, stabilise: bool) -> Tensor:
+    """wb (B, H, N, C, C) = exp(lw_is - rho_i), zero above the diagonal (rho = 0 unless `stabilise`); without
+    lw (no decay, no input gate, so rho = 0) the causal 0/1 mask itself: the same numbers, bit for bit, as
+    exp(0) = 1 and exp(-inf) = 0."""
     if lw is not None:
-        return torch.exp(lw - rho[..., None])
+        return torch.exp(lw - rho[..., None]) if stabilise else torch.exp(lw)
     C = rho.shape[-1]
     return torch.ones(C, C, dtype=rho.dtype, device=rho.device).tril().expand(*rho.shape, C).contiguous()
 
@@ -172,7 +175,8 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
     """
     T, C = q.shape[1], chunk_size
     stabilise = eta in STABILISED
-    ls, li, lw = chunk_log_weights(evolution, q, C)
+    # The diagonal form steps inside the chunk and needs the pairwise log weights only for the row scales.
+    ls, li, lw = chunk_log_weights(evolution, q, C, weights=evolution.diagonal is None or stabilise)
     cs = ls.cumsum(-1)
     rho = lw.amax(-1).detach() if stabilise and lw is not None else torch.zeros_like(cs)
     qc, bc, vc = to_chunks(q, C), to_chunks(b, C), to_chunks(augment(v, eta), C)
@@ -186,9 +190,9 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
 
     if evolution.householder:
         k, beta = to_chunks(evolution.direction, C), to_chunks(evolution.beta, C)
-        wb = input_weights(lw, rho)
+        wb = input_weights(lw, rho, stabilise)
         # Without decays the transport g_ts is the causal mask too (cs = rho = 0), and wb is it.
-        g = gate_transport(cs, rho) if lw is not None else wb
+        g = gate_transport(cs, rho if stabilise else None) if lw is not None else wb
         y_intra, q_in, u, carry = householder_intra(qc, bc, vc, k, beta, g, wb, state)
         if not state:
             return output(y_intra, rho)
@@ -197,7 +201,7 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
         log_d = to_chunks(evolution.diagonal, C)
         y_intra, q_in, u, log_carry = diagonal_intra(qc, bc, vc, log_d, ls, li, rho, stabilise, state)
     else:
-        y_intra, q_in, u, log_carry = scalar_intra(qc, bc, vc, input_weights(lw, rho), state)
+        y_intra, q_in, u, log_carry = scalar_intra(qc, bc, vc, input_weights(lw, rho, stabilise), state)
     if not state:
         return output(y_intra, rho)
     s_in, m_in, final = entering_states(u, cs[..., -1], log_carry, rho[..., -1], stabilise, initial)

@@ -94,7 +94,7 @@ def segsum(log_a: Tensor) -> Tensor:
     below = torch.tril(torch.ones(T, T, dtype=torch.bool, device=log_a.device), diagonal=-1)
     sums = torch.cumsum(x.masked_fill(~below, 0.0), dim=-2)
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool, device=log_a.device))
-    return sums.masked_fill(~causal, float("-inf"))
+    return sums.masked_fill_(~causal, float("-inf"))  # in place: cumsum's backward does not read its output
 
 
 def divide_or_zero(num: Tensor, den: Tensor) -> Tensor:

@@ -22,15 +22,17 @@ from torch import Tensor
 
 
 def _masked(x: Tensor, keep: Tensor) -> Tensor:
+    # Out of place: zeroing these products in place changes the rounding of the step (bench_train's digest).
     return x.masked_fill(~keep, 0.0)
 
 
-def gate_transport(cs: Tensor, rho: Tensor) -> Tensor:
-    """(B, H, N, C, C) g_ts = exp(cs_t - cs_s + rho_s - rho_t) for s <= t, zero above the diagonal."""
+def gate_transport(cs: Tensor, rho: Tensor | None) -> Tensor:
+    """(B, H, N, C, C) g_ts = exp(cs_t - cs_s + rho_s - rho_t) for s <= t, zero above the diagonal (rho None: 0)."""
     C = cs.shape[-1]
     causal = torch.tril(torch.ones(C, C, dtype=torch.bool, device=cs.device))
-    log_g = (cs - rho)[..., :, None] - (cs - rho)[..., None, :]
-    return torch.exp(log_g.masked_fill(~causal, float("-inf")))
+    scaled = cs - rho if rho is not None else cs
+    log_g = scaled[..., :, None] - scaled[..., None, :]
+    return torch.exp(log_g.masked_fill_(~causal, float("-inf")))
 
 
 def wy_state_part(k: Tensor, beta: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:

@@ -116,8 +116,8 @@ class CoeffMixer(nn.Module):
         B, T, _ = u.shape
         x = self.proj(u)
         if self.conv is not None:
-            x = causal_conv(x if tail is None else torch.cat([tail, x], 1), self.conv)
-            x = F.silu(x[:, -T:])
+            # Sliced only after a tail: the backward of a slice writes a zero tensor and copies into it.
+            x = F.silu(causal_conv(x, self.conv) if tail is None else causal_conv(torch.cat([tail, x], 1), self.conv)[:, -T:])
         H, Hk, n = self.cfg.n_heads, self.qk_heads, self.n
         q, k, v = x.split([Hk * n, Hk * n, H * self.dv], dim=-1)
         q, k = q.view(B, T, Hk, n).expand(B, T, H, n), k.view(B, T, Hk, n).expand(B, T, H, n)
