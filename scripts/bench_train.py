@@ -185,10 +185,25 @@ def measure_cell(preset: str, size: str, budget_s: float, digest_only: bool = Fa
             "top_ops": top_ops(step), "digest": digest}
 
 
-def measure(presets: list[str], sizes: list[str], threads: int, budget_s: float, digest_only: bool) -> list[dict]:
+def record_digests(records: list[str]) -> list[dict]:
+    """The digest of each run record's config (its result.json), as cdyn-run would train it."""
+    from cdyn_bench.config import from_record
+
+    rows = []
+    for path in records:
+        cfg = from_record(json.loads(Path(path).read_text())["config"])
+        rows.append({"preset": Path(path).parent.name, "size": "record", "digest": numbers_digest(cfg)})
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def measure(presets: list[str], sizes: list[str], threads: int, budget_s: float, digest_only: bool,
+            records: list[str]) -> list[dict]:
     import torch
 
     torch.set_num_threads(threads)
+    if records:
+        return record_digests(records)
     rows = []
     for size in sizes:
         for preset in presets:
@@ -216,6 +231,7 @@ def measure_in_subprocess(site: Path | None, args: argparse.Namespace) -> list[d
     env = dict(os.environ, **({"PYTHONPATH": str(site)} if site else {}))
     command = [sys.executable, __file__, "--worker", "--threads", str(args.threads), "--budget", str(args.budget),
                "--presets", *args.presets, "--sizes", *args.sizes] + (["--digest-only"] if args.digest_only else [])
+    command += ["--records", *args.records] if args.records else []
     out = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out)
 
@@ -267,21 +283,27 @@ def main() -> None:
     parser.add_argument("--name", default="train", help="writes results/bench/NAME.{csv,md}")
     parser.add_argument("--digest-only", action="store_true",
                         help="only say, per cell, whether the baseline and this code compute the same numbers (no timing, writes nothing)")
+    parser.add_argument("--records", nargs="+", metavar="RESULT_JSON",
+                        help="with --digest-only: the configs of these run records instead of the presets")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.records and not args.digest_only:
+        parser.error("--records goes with --digest-only")
+    args.records = [str(Path(r).resolve()) for r in args.records or []]
     if args.worker:
-        print(json.dumps(measure(args.presets, args.sizes, args.threads, args.budget, args.digest_only)))
+        print(json.dumps(measure(args.presets, args.sizes, args.threads, args.budget, args.digest_only, args.records)))
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         site = checkout(args.baseline, Path(tmp)) if args.baseline else None
-        # Cell by cell, before and after in turn, so that a slow spell of the machine hits both alike.
-        for size in args.sizes:
-            for preset in args.presets:
-                cell = argparse.Namespace(**{**vars(args), "presets": [preset], "sizes": [size]})
-                if site is not None:
-                    rows += [{"code": "before", **r} for r in measure_in_subprocess(site, cell)]
-                rows += [{"code": "after" if site else "current", **r} for r in measure_in_subprocess(None, cell)]
+        # Cell by cell, before and after in turn, so that a slow spell of the machine hits both alike
+        # (records' digests all in one go).
+        cells = [args] if args.records else [argparse.Namespace(**{**vars(args), "presets": [p], "sizes": [s]})
+                                             for s in args.sizes for p in args.presets]
+        for cell in cells:
+            if site is not None:
+                rows += [{"code": "before", **r} for r in measure_in_subprocess(site, cell)]
+            rows += [{"code": "after" if site else "current", **r} for r in measure_in_subprocess(None, cell)]
     if args.digest_only:
         import pandas as pd
 
