@@ -77,54 +77,26 @@ def scalar_intra(q: Tensor, b: Tensor, v: Tensor, wb: Tensor, state: bool = True
     return y_intra, q, torch.einsum("bhcs,bhcsn,bhcsd->bhcnd", wb[..., -1, :], b, v), None
 
 
-class ChunkSteps(torch.autograd.Function):
-    """All states S_i = d_i * S_{i-1} + o_i (i = 1..C, S_0 = 0) inside every chunk: d (B, H, N, C, n),
-    o (B, H, N, C, n, dv) -> S (B, H, N, C, n, dv).
-
-    The numbers, bit for bit, of the same steps taken under autograd (each step's multiply and add, and
-    in the backward dS_i = dL/dS_i + d_{i+1} dS_{i+1}, dd_i = sum_dv dS_i S_{i-1}, do_i = dS_i), with
-    two ops a step each way instead of a graph of ten, and the rest over the whole chunk at once."""
-
-    @staticmethod
-    def forward(ctx, d: Tensor, o: Tensor) -> Tensor:
-        S = torch.empty_like(o)
-        prev, scaled = o.new_zeros(o[..., 0, :, :].shape), torch.empty_like(o[..., 0, :, :])
-        for i in range(o.shape[-3]):
-            torch.mul(d[..., i, :, None], prev, out=scaled)
-            prev = torch.add(scaled, o[..., i, :, :], out=S[..., i, :, :])
-        ctx.save_for_backward(d, S)
-        return S
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
-        d, S = ctx.saved_tensors
-        C = S.shape[-3]
-        gS = torch.empty_like(grad)
-        gS[..., C - 1, :, :] = grad[..., C - 1, :, :]
-        carried = torch.empty_like(grad[..., 0, :, :])
-        for i in range(C - 2, -1, -1):
-            torch.mul(gS[..., i + 1, :, :], d[..., i + 1, :, None], out=carried)
-            torch.add(grad[..., i, :, :], carried, out=gS[..., i, :, :])
-        previous = torch.cat([torch.zeros_like(S[..., :1, :, :]), S[..., :-1, :, :]], dim=-3)
-        return (gS * previous).sum(-1), gS
-
-
 def diagonal_intra(q: Tensor, b: Tensor, v: Tensor, log_d: Tensor, ls: Tensor, li: Tensor, rho: Tensor,
                    stabilise: bool, state: bool = True) -> tuple[Tensor, ...]:
     """(y_intra, q_in, u, log_carry) of every chunk for A = a_t Diag(d_t); without `state`, only y_intra.
 
     Inside the chunk the state is stepped S_i = a_i D_i S_{i-1} + i_i b_i v_i^T (at row scales rho)
-    for all chunks at once (ChunkSteps): pairwise per-channel decays would cost C times more.
+    for all chunks at once: pairwise per-channel decays would cost C times more. The steps read
+    their slices through unbind, whose backward writes one gradient tensor, not one per step.
     """
     rho_prev = torch.cat([torch.full_like(rho[..., :1], float("-inf") if stabilise else 0.0), rho[..., :-1]], -1)
     decay = torch.exp(ls + rho_prev - rho)[..., None] * torch.exp(log_d)  # (B, H, N, C, n)
     gain = torch.exp(li - rho)  # (B, H, N, C)
-    S = ChunkSteps.apply(decay, (gain[..., None] * b)[..., None] * v[..., None, :])  # (B, H, N, C, n, dv)
-    y = (q[..., None, :] @ S).squeeze(-2)
+    S = q.new_zeros(*q.shape[:3], q.shape[-1], v.shape[-1])  # (B, H, N, n, dv)
+    ys = []
+    for d_i, g_i, b_i, v_i, q_i in zip(decay.unbind(-2), gain.unbind(-1), b.unbind(-2), v.unbind(-2), q.unbind(-2)):
+        S = d_i[..., None] * S + (g_i[..., None] * b_i)[..., None] * v_i[..., None, :]
+        ys.append((q_i[..., None, :] @ S).squeeze(-2))
     if not state:
-        return y, None, None, None
+        return torch.stack(ys, dim=-2), None, None, None
     G = log_d.cumsum(-2)
-    return y, q * torch.exp(G), S[..., -1, :, :], G[..., -1, :]
+    return torch.stack(ys, dim=-2), q * torch.exp(G), S, G[..., -1, :]
 
 
 def combine(y_intra: Tensor, q_in: Tensor, s_in: Tensor, m_in: Tensor, cs: Tensor,
