@@ -145,16 +145,14 @@ def numbers_digest(cfg, steps: int = 5) -> str:
     return digest.hexdigest()[:12]
 
 
-def measure_cell(preset: str, size: str, budget_s: float, digest_only: bool = False) -> dict:
-    """One preset at one size: step ms, tokens/s, matmul GFLOP, floor ms, eval share, top ops and the
-    digest (with digest_only, the digest alone)."""
+def measure_cell(cfg, preset: str, size: str, budget_s: float, digest_only: bool = False) -> dict:
+    """One config (row labels preset and size): step ms, tokens/s, matmul GFLOP, floor ms, eval share, top ops
+    and the digest (with digest_only, the digest alone)."""
     import torch
 
-    from cdyn_bench.config import compose
     from cdyn_bench.data import to_tensors
     from cdyn_bench.train import evaluate
 
-    cfg = compose(f"model={preset}", *SIZES[size], "task.num_val=500", "wandb=disabled")
     digest = numbers_digest(cfg)
     if digest_only:
         return {"preset": preset, "size": size, "digest": digest}
@@ -185,16 +183,32 @@ def measure_cell(preset: str, size: str, budget_s: float, digest_only: bool = Fa
             "top_ops": top_ops(step), "digest": digest}
 
 
-def record_digests(records: list[str]) -> list[dict]:
-    """The digest of each run record's config (its result.json), as cdyn-run would train it."""
-    from cdyn_bench.config import from_record
+def configs(presets: list[str], sizes: list[str], records: list[str]):
+    """(cfg, preset, size) of every preset at every size, or of every run record (result.json) as cdyn-run
+    would train it, labelled by its folder name and 'record'."""
+    from cdyn_bench.config import compose, from_record
 
-    rows = []
-    for path in records:
-        cfg = from_record(json.loads(Path(path).read_text())["config"])
-        rows.append({"preset": Path(path).parent.name, "size": "record", "digest": numbers_digest(cfg)})
-        print(json.dumps(rows[-1]), file=sys.stderr)
-    return rows
+    if records:
+        for path in records:
+            yield from_record(json.loads(Path(path).read_text())["config"]), Path(path).parent.name, "record"
+        return
+    for size in sizes:
+        for preset in presets:
+            yield compose(f"model={preset}", *SIZES[size], "task.num_val=500", "wandb=disabled"), preset, size
+
+
+def record_labels(records: list[str]) -> dict[str, str]:
+    """Folder name -> 'key=value ...' over the config keys in which the records differ (the folder name when
+    they do not)."""
+    import pandas as pd
+
+    configs = pd.json_normalize([json.loads(Path(r).read_text())["config"] for r in records])
+    varied = [c for c in configs.columns if configs[c].astype(str).nunique() > 1]
+    names = [Path(r).parent.name for r in records]
+    if not varied:
+        return {name: name for name in names}
+    return {name: " ".join(f"{c.split('.')[-1]}={row[c]}" for c in varied)
+            for name, (_, row) in zip(names, configs.iterrows())}
 
 
 def measure(presets: list[str], sizes: list[str], threads: int, budget_s: float, digest_only: bool,
@@ -202,14 +216,11 @@ def measure(presets: list[str], sizes: list[str], threads: int, budget_s: float,
     import torch
 
     torch.set_num_threads(threads)
-    if records:
-        return record_digests(records)
     rows = []
-    for size in sizes:
-        for preset in presets:
-            rows.append(measure_cell(preset, size, budget_s, digest_only))
-            print(json.dumps(rows[-1] if digest_only else {k: rows[-1][k] for k in ("preset", "size", "ms_per_step")}),
-                  file=sys.stderr)
+    for cfg, preset, size in configs(presets, sizes, records):
+        rows.append(measure_cell(cfg, preset, size, budget_s, digest_only))
+        print(json.dumps(rows[-1] if digest_only else {k: rows[-1][k] for k in ("preset", "size", "ms_per_step")}),
+              file=sys.stderr)
     return rows
 
 
@@ -253,7 +264,11 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         "parameters before and after. Produced by `scripts/bench_train.py"
         + (f" --baseline {args.baseline}" if args.baseline else "")
         + (f" --presets {' '.join(args.presets)}" if args.presets != PRESETS else "")
-        + (f" --budget {args.budget:g}" if args.budget != 2.0 else "") + "`"
+        + (f" --sizes {' '.join(args.sizes)}" if args.sizes != list(SIZES) else "")
+        + (" --records " + " ".join(os.path.relpath(r, ROOT) for r in args.records) if args.records else "")
+        + (f" --threads {args.threads}" if args.threads != 2 else "")
+        + (f" --budget {args.budget:g}" if args.budget != 2.0 else "")
+        + (f" --name {args.name}" if args.name != "train" else "") + "`"
         + (f"; before = {args.baseline}, after = this commit." if args.baseline else "."),
         "",
     ]
@@ -284,11 +299,9 @@ def main() -> None:
     parser.add_argument("--digest-only", action="store_true",
                         help="only say, per cell, whether the baseline and this code compute the same numbers (no timing, writes nothing)")
     parser.add_argument("--records", nargs="+", metavar="RESULT_JSON",
-                        help="with --digest-only: the configs of these run records instead of the presets")
+                        help="the configs of these run records instead of the presets (rows named by their folders)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.records and not args.digest_only:
-        parser.error("--records goes with --digest-only")
     args.records = [str(Path(r).resolve()) for r in args.records or []]
     if args.worker:
         print(json.dumps(measure(args.presets, args.sizes, args.threads, args.budget, args.digest_only, args.records)))
@@ -296,10 +309,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         site = checkout(args.baseline, Path(tmp)) if args.baseline else None
-        # Cell by cell, before and after in turn, so that a slow spell of the machine hits both alike
-        # (records' digests all in one go).
-        cells = [args] if args.records else [argparse.Namespace(**{**vars(args), "presets": [p], "sizes": [s]})
-                                             for s in args.sizes for p in args.presets]
+        # Cell by cell, before and after in turn, so that a slow spell of the machine hits both alike.
+        cells = ([argparse.Namespace(**{**vars(args), "records": [r]}) for r in args.records] if args.records else
+                 [argparse.Namespace(**{**vars(args), "presets": [p], "sizes": [s]}) for s in args.sizes for p in args.presets])
         for cell in cells:
             if site is not None:
                 rows += [{"code": "before", **r} for r in measure_in_subprocess(site, cell)]
@@ -313,6 +325,9 @@ def main() -> None:
             digests["same numbers"] = digests["before"] == digests["after"]
         print(digests.to_markdown())
         return
+    if args.records:
+        labels = record_labels(args.records)
+        rows = [{**row, "preset": labels[row["preset"]]} for row in rows]
     write(rows, args)
 
 

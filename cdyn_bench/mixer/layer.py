@@ -17,14 +17,41 @@ from cdyn_bench.mixer.gates import EvolutionParams
 from cdyn_bench.mixer.stream import Cache, cached_rows
 
 
+class Rotation(torch.autograd.Function):
+    """x (B, T, H, n) with each pair of channels (x1, x2) = (x[2i], x[2i+1]) turned by its angle:
+    (x1 cos - x2 sin, x1 sin + x2 cos), for cos, sin (1, T, 1, n/2); its gradient is the turn back,
+    (g1 cos + g2 sin, g2 cos - g1 sin). Both are written straight into the interleaved result: the same
+    products and sums that autograd takes through slices and a stack, without their zero-filled and
+    concatenated copies."""
+
+    @staticmethod
+    def forward(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        return Rotation.turn(x, cos, sin)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor, Tensor, Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(*inputs[1:])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        cos, sin = ctx.saved_tensors
+        return Rotation.turn(grad, cos, -sin), None, None
+
+    @staticmethod
+    def turn(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        out = x.new_empty(x.shape)
+        torch.sub(x1 * cos, x2 * sin, out=out[..., 0::2])
+        torch.add(x1 * sin, x2 * cos, out=out[..., 1::2])
+        return out
+
+
 def rotate(x: Tensor, base: float = 10000.0, start: int = 0) -> Tensor:
     """Rotary position embedding of x (B, T, H, n) at positions start.., over pairs of channels; n even."""
     T, n = x.shape[1], x.shape[-1]
     freqs = base ** (-torch.arange(0, n, 2, device=x.device, dtype=x.dtype) / n)
     angles = torch.arange(start, start + T, device=x.device, dtype=x.dtype)[:, None] * freqs  # (T, n/2)
-    cos, sin = angles.cos()[None, :, None], angles.sin()[None, :, None]
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+    return Rotation.apply(x, angles.cos()[None, :, None], angles.sin()[None, :, None])
 
 
 def shifted_sum(x: Tensor, weight: Tensor, start: Tensor | None = None, reverse: bool = False) -> Tensor:
