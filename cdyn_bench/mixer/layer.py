@@ -99,7 +99,7 @@ class CausalConv(torch.autograd.Function):
 
 def causal_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
     """conv (a depthwise nn.Conv1d holding the parameters) applied causally to x (B, T, C)."""
-    return CausalConv.apply(x, conv.weight[:, 0].t(), conv.bias)
+    return CausalConv.apply(x, conv.weight[:, 0].t().contiguous(), conv.bias)
 
 
 class HeadRMSNorm(nn.Module):
