@@ -92,7 +92,7 @@ def segsum(log_a: Tensor) -> Tensor:
     T = log_a.shape[-1]
     x = log_a[..., None, :].expand(*log_a.shape, T).transpose(-1, -2)  # [i, j] = log_a[i]
     below = torch.tril(torch.ones(T, T, dtype=torch.bool, device=log_a.device), diagonal=-1)
-    sums = torch.cumsum(x.masked_fill(~below, 0.0), dim=-2)
+    sums = torch.cumsum(torch.where(below, x, 0.0), dim=-2)
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool, device=log_a.device))
     return sums.masked_fill_(~causal, float("-inf"))  # in place: cumsum's backward does not read its output
 
