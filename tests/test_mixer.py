@@ -356,3 +356,21 @@ def test_causal_conv_as_shifted_adds_equals_the_grouped_convolution(k):
     grads = torch.autograd.grad(out.square().sum(), [x, conv.weight, conv.bias])
     ref_grads = torch.autograd.grad(ref.square().sum(), [x, conv.weight, conv.bias])
     assert all(torch.allclose(g, r, atol=1e-12) for g, r in zip(grads, ref_grads))
+
+
+def test_rotation_turns_each_channel_pair_and_its_gradient_turns_back():
+    from cdyn_bench.mixer.layer import rotate
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 7, 3, 8, dtype=torch.float64, requires_grad=True)
+    out = rotate(x, start=5)
+    # Pair i of position t turned by angle (t + 5) * 10000^(-2i/8), written out for every entry.
+    positions = torch.arange(5, 12, dtype=torch.float64)[:, None]
+    angle = (positions * 10000.0 ** (-torch.arange(0, 8, 2, dtype=torch.float64) / 8))[None, :, None]
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    assert torch.allclose(out[..., 0::2], x1 * angle.cos() - x2 * angle.sin(), atol=1e-14)
+    assert torch.allclose(out[..., 1::2], x1 * angle.sin() + x2 * angle.cos(), atol=1e-14)
+    assert torch.autograd.gradcheck(lambda x: rotate(x, start=5), (x,))
+    # A turn keeps lengths, so the gradient of |rotate(x)|^2 is that of |x|^2.
+    (grad,) = torch.autograd.grad(out.square().sum(), x)
+    assert torch.allclose(grad, 2 * x, atol=1e-12)
