@@ -374,3 +374,18 @@ def test_rotation_turns_each_channel_pair_and_its_gradient_turns_back():
     # A turn keeps lengths, so the gradient of |rotate(x)|^2 is that of |x|^2.
     (grad,) = torch.autograd.grad(out.square().sum(), x)
     assert torch.allclose(grad, 2 * x, atol=1e-12)
+
+
+@pytest.mark.parametrize("stabilise", [False, True])
+def test_chunk_weights_without_decays_are_exp_of_zero_log_weights_bit_for_bit(stabilise):
+    from cdyn_bench.mixer.chunked import input_weights
+    from cdyn_bench.mixer.householder import gate_transport
+
+    # What the general path computes when A has no scalar factor and there is no input gate.
+    zeros = torch.zeros(2, 3, 4, 8)
+    lw = segsum(zeros)
+    rho = lw.amax(-1) if stabilise else torch.zeros_like(zeros)
+    general = torch.exp(lw - rho[..., None])
+    assert torch.equal(input_weights(None, rho, stabilise), general)
+    assert torch.equal(gate_transport(zeros.cumsum(-1), rho), general)
+    assert torch.equal(input_weights(lw, rho, stabilise), general)
