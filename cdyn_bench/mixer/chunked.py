@@ -55,7 +55,7 @@ def chunk_log_weights(evolution: Evolution, q: Tensor, C: int, weights: bool = T
     ls, li = to_chunks(ls, C), to_chunks(li, C)
     if not weights:
         return ls, li, None
-    return ls, li, segsum(ls) + li[..., None, :] if evolution.log_i is not None else segsum(ls)
+    return ls, li, (segsum(ls) + li[..., None, :] if evolution.log_i is not None else segsum(ls))
 
 
 def input_weights(lw: Tensor | None, rho: Tensor, stabilise: bool) -> Tensor:
