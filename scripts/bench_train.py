@@ -297,9 +297,10 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES))
     parser.add_argument("--name", default="train", help="writes results/bench/NAME.{csv,md}")
     parser.add_argument("--digest-only", action="store_true",
-                        help="only say, per cell, whether the baseline and this code compute the same numbers (no timing, writes nothing)")
+                        help="only say, per cell, whether the baseline and this code compute the same numbers (no timing, "
+                             "writes nothing; exit status 1 when some cell's differ)")
     parser.add_argument("--records", nargs="+", metavar="RESULT_JSON",
-                        help="the configs of these run records instead of the presets (rows named by their folders)")
+                        help="the configs of these run records instead of the presets (rows named by the keys in which they differ)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.records = [str(Path(r).resolve()) for r in args.records or []]
@@ -324,7 +325,8 @@ def main() -> None:
         if "before" in digests:
             digests["same numbers"] = digests["before"] == digests["after"]
         print(digests.to_markdown())
-        return
+        # Exit status 1 when some cell's numbers changed, so that a script can stop on it.
+        sys.exit(0 if "before" not in digests or digests["same numbers"].all() else 1)
     if args.records:
         labels = record_labels(args.records)
         rows = [{**row, "preset": labels[row["preset"]]} for row in rows]
