@@ -12,6 +12,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 DIVERGED_STYLE = {"marker": "x", "color": "red", "linestyle": "none", "markersize": 8}
+# Marker and dash of a line, by its place past each run of the ten cycle colours.
+LINE_STYLES = ["o-", "s--", "^:", "D-."]
 
 
 def label(row: pd.Series | dict, keys: list[str]) -> str:
@@ -64,7 +66,8 @@ def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series
         color, rows = f"C{i % 10}", rows.sort_values(x)
         xs, mean = x_positions(rows[x], order), rows[f"{metric}_mean"]
         std = rows[f"{metric}_std"].fillna(0)
-        ax.plot(xs, mean, "o-", color=color, label=label(rows.iloc[0], series))
+        # Past the ten colours of the cycle, a line repeats a colour with the next marker and dash style.
+        ax.plot(xs, mean, LINE_STYLES[i // 10 % len(LINE_STYLES)], color=color, label=label(rows.iloc[0], series))
         ax.fill_between(xs, (mean - std).clip(0, 1), (mean + std).clip(0, 1), color=color, alpha=0.2, linewidth=0)
         runs = records if not series else records.merge(rows[series].drop_duplicates(), on=series)
         done = runs[runs["status"] == "completed"]

@@ -310,3 +310,14 @@ def test_condition_names_the_factor_each_run_changed_from_the_baseline(tmp_path)
         {"baseline": 0.5, "lr=0.003, name=softmax": 0.9, "seq_len=32": 0.3})
     files = make_report([tmp_path], tmp_path / "r", x="condition").files
     assert tmp_path / "r" / "accuracy_vs_condition.png" in files
+
+
+def test_an_accuracy_figure_with_more_lines_than_colours_tells_every_line_apart():
+    summary = pd.DataFrame({"model.name": [f"m{i:02d}" for i in range(14)], "x": 1.0,
+                            "test_accuracy_mean": 0.5, "test_accuracy_std": 0.1})
+    records = summary.rename(columns={"test_accuracy_mean": "test_accuracy"}).assign(status="completed")
+    fig = figures.accuracy_figure(records, summary, "x", ["model.name"], "t")
+    lines = [line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")]
+    styles = {(line.get_color(), line.get_marker(), line.get_linestyle()) for line in lines}
+    figures.plt.close(fig)
+    assert len(lines) == 14 and len(styles) == 14
