@@ -2,8 +2,9 @@
 
 Every 'mean ± std' in the README (and its seed range, when one follows in brackets) must be a row of some
 committed table.csv under results/, each value rounded once, from the full value, to the digits quoted. A
-number typed from a table.md (already rounded to 4 digits) and rounded again, or copied from a neighbouring
-cell, fails here.
+number typed from a table.md (already rounded to 4 digits) and rounded again, or mistyped, fails here. The
+check does not know which cell a number names: a value copied from another row of some table passes, and
+numbers quoted without a ± are not checked.
 """
 
 from __future__ import annotations
