@@ -14,6 +14,12 @@ continues where it stopped (on this machine or another, from the committed recor
     python scripts/reproduce.py normalization         # one finding
     python scripts/reproduce.py --report-only         # tables and figures from the committed records
     python scripts/reproduce.py --quick               # one seed, a few cells each, under outputs/quick
+    python scripts/reproduce.py --extended            # also the sweeps past the CPU budget (more boundaries)
+
+A finding's `sweeps` are the grid sized to the CPU budget (the three findings about 5 hours on a 2-core
+machine); its `extended` sweeps map further boundaries (phi = identity's, a longer training budget) and
+run only with --extended, while their reports are written whenever their records exist, so the
+committed ones regenerate with the rest.
 
 --quick is a smoke test of the whole pipeline (one seed, one learning rate, a few cells of each
 experiment, 60 steps), written under outputs/quick, never under results/.
@@ -48,12 +54,23 @@ class Finding:
     sweeps: list[str]
     reports: list[Report]
     quick: dict[str, list[str]]  # per sweep, the overrides that cut it to a few cells for --quick
+    extended: list[str] = field(default_factory=list)  # sweeps past the CPU budget: run with --extended only
     folder: str = "findings"  # under results/: the paper's findings, or the other principles
     # Per sweep, the sweeps (same folder) whose finished records of identical configs it copies, not reruns.
     reuse: dict[str, list[str]] = field(default_factory=dict)
     # A measurement instead of sweeps: a script of scripts/ that writes into the folder, and its --quick options.
     measure: list[str] = field(default_factory=list)
     measure_quick: list[str] = field(default_factory=list)
+
+
+def unstable_boundaries(phi: str, sweep: str, suffix: str) -> list[Report]:
+    """Finding 3's boundaries for one readout phi at gamma = 1.05: per condition, and against seq_len."""
+    where = ["--where", "model.mixer.gamma=1.05", "--where", f"model.mixer.phi={phi}"]
+    baseline = ["--where", "train.grad_clip=1.0", "--where", "model.pre_norm=True", "--where", "model.n_layers=2"]
+    return [Report(["unstable_evolution", sweep], f"unstable_evolution/boundaries{suffix}",
+                   [*where, "--x", "condition", "--series", "model.mixer.eta"]),
+            Report(["unstable_evolution", sweep], f"unstable_evolution/seq_len{suffix}",
+                   [*where, *baseline, "--x", "task.seq_len"])]
 
 
 FINDINGS = {
@@ -80,18 +97,17 @@ FINDINGS = {
             *(Report(["unstable_evolution"], f"unstable_evolution/{phi}",
                      ["--where", f"model.mixer.phi={phi}", "--x", "model.mixer.gamma", "--heat", "model.mixer.gamma",
                       "model.mixer.eta"]) for phi in ("exp", "identity")),
-            Report(["unstable_evolution", "unstable_evolution_boundaries"], "unstable_evolution/boundaries",
-                   ["--where", "model.mixer.gamma=1.05", "--x", "condition", "--series", "model.mixer.phi",
-                    "model.mixer.eta"]),
-            Report(["unstable_evolution", "unstable_evolution_boundaries"], "unstable_evolution/seq_len",
-                   ["--where", "model.mixer.gamma=1.05", "--where", "train.grad_clip=1.0", "--where",
-                    "model.pre_norm=True", "--where", "model.n_layers=2", "--x", "task.seq_len"]),
+            # Per readout: phi = exp in the budget, phi = identity in the extended sweep.
+            *unstable_boundaries("exp", "unstable_evolution_boundaries", ""),
+            *unstable_boundaries("identity", "unstable_evolution_boundaries_identity", "_identity"),
         ],
         quick={"unstable_evolution": ["model.mixer.gamma=1.05", "model.mixer.eta=one,sum"],
-               "unstable_evolution_boundaries": ["model.mixer.phi=exp", "+condition=seq_len_128"]},
+               "unstable_evolution_boundaries": ["+condition=seq_len_128"],
+               "unstable_evolution_boundaries_identity": ["+condition=seq_len_128"]},
+        extended=["unstable_evolution_boundaries_identity"],
     ),
     "key_scaling": Finding(
-        sweeps=["key_scaling", "key_scaling_noisy_icr", "key_scaling_long"],
+        sweeps=["key_scaling", "key_scaling_noisy_icr"],
         reports=[
             Report(["key_scaling"], "key_scaling", ["--x", "model.mixer.head_dim"]),
             Report(["key_scaling_noisy_icr"], "key_scaling/noisy_icr", ["--x", "model.mixer.head_dim"]),
@@ -100,6 +116,7 @@ FINDINGS = {
         quick={"key_scaling": ["model=softmax", "model.mixer.head_dim=16,64"],
                "key_scaling_noisy_icr": ["model=softmax", "model.mixer.head_dim=16,64"],
                "key_scaling_long": ["model=gated", "model.mixer.head_dim=16"]},
+        extended=["key_scaling_long"],
     ),
     "finite_state": Finding(
         sweeps=[], reports=[Report([], ".", ["--finite-state"])], quick={}, folder="finite_state",
@@ -202,6 +219,7 @@ def main() -> None:
     parser.add_argument("findings", nargs="*", metavar="FINDING", help=f"any of {', '.join(FINDINGS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="one seed, a few cells, under outputs/quick")
     parser.add_argument("--report-only", action="store_true", help="only the reports, from the existing records")
+    parser.add_argument("--extended", action="store_true", help="also the sweeps past the CPU budget")
     parser.add_argument("--root", type=Path, help="where the findings/ and principles/ folders go (default: "
                                                   "results; outputs/quick with --quick)")
     args = parser.parse_args()
@@ -218,7 +236,7 @@ def main() -> None:
                 script, *options = finding.measure
                 subprocess.run([sys.executable, str(ROOT / "scripts" / script), *options, "--out", str(root),
                                 *(finding.measure_quick if args.quick else [])], cwd=ROOT, check=True)
-            for sweep in finding.sweeps:
+            for sweep in finding.sweeps + (finding.extended if args.extended else []):
                 run_sweep(sweep, root, QUICK + finding.quick[sweep] if args.quick else [], finding.reuse.get(sweep, []))
         for report in finding.reports:
             make_report(report, root)

@@ -26,9 +26,11 @@ def single(override: str) -> str:
 @pytest.mark.parametrize("name", list(reproduce.FINDINGS))
 def test_every_sweep_is_an_experiment_and_its_quick_cut_composes(name):
     finding = reproduce.FINDINGS[name]
-    assert set(finding.quick) == set(finding.sweeps) <= set(group_names("experiment"))
-    assert {s for r in finding.reports for s in r.sweeps} <= set(finding.sweeps)
-    for sweep in finding.sweeps:
+    sweeps = finding.sweeps + finding.extended
+    assert set(finding.quick) == set(sweeps) <= set(group_names("experiment"))
+    assert not set(finding.sweeps) & set(finding.extended)
+    assert {s for r in finding.reports for s in r.sweeps} <= set(sweeps)
+    for sweep in sweeps:
         cfg = compose(f"+experiment={sweep}", *map(single, reproduce.QUICK + finding.quick[sweep]))
         assert cfg.seed == 0 and cfg.train.max_steps == 60 and cfg.sweep_name == sweep
 
@@ -41,6 +43,30 @@ CELL_GROUPS = [("condition", "normalization_boundaries"), ("order_task", "positi
                          [(g, e, o) for g, e in CELL_GROUPS for o in group_names(g)])
 def test_every_option_of_a_cell_group_composes_with_its_experiment(group, experiment, option):
     assert compose(f"+experiment={experiment}", f"+{group}={option}").sweep_name == experiment
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_extended_sweeps_run_only_with_extended(monkeypatch, tmp_path, extended):
+    ran, reported = [], []
+    monkeypatch.setattr(reproduce, "run_sweep", lambda sweep, *args: ran.append(sweep))
+    monkeypatch.setattr(reproduce, "make_report", lambda report, root: reported.append(report.out))
+    monkeypatch.setattr(sys, "argv", ["reproduce.py", "unstable_evolution", "key_scaling", "--root", str(tmp_path),
+                                      *(["--extended"] if extended else [])])
+    reproduce.main()
+    budget = ["unstable_evolution", "unstable_evolution_boundaries", "key_scaling", "key_scaling_noisy_icr"]
+    assert ran == (budget[:2] + ["unstable_evolution_boundaries_identity"] + budget[2:] + ["key_scaling_long"]
+                   if extended else budget)
+    # The extended sweeps' reports are written either way (from committed records, where they exist).
+    assert {"unstable_evolution/boundaries_identity", "key_scaling/long"} <= set(reported)
+
+
+@pytest.mark.parametrize("condition", ["seq_len_128", "seq_len_256", "no_clip", "no_pre_norm"])
+def test_the_extended_unstable_boundaries_are_the_budget_cells_with_phi_identity(condition):
+    # Same configs, so the records of either sweep are those of one grid split by phi (and resume as such).
+    cell = (f"+condition={condition}", "model.mixer.phi=identity", "model.mixer.eta=sum", "train.lr=3e-3", "seed=2")
+    extended = compose("+experiment=unstable_evolution_boundaries_identity", *cell)
+    assert extended.identity() == compose("+experiment=unstable_evolution_boundaries", *cell).identity()
+    assert extended.sweep_name == "unstable_evolution_boundaries_identity"
 
 
 def test_an_unknown_finding_is_one_line_naming_it():

@@ -1,0 +1,49 @@
+"""scripts/budget.py: an experiment's cost from its records, reused records free, extended sweeps apart."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "budget.py"
+spec = importlib.util.spec_from_file_location("budget", SCRIPT)
+budget = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(budget)
+
+
+def write_records(folder: Path, walls: list[float], planned: int, reused: int = 0) -> None:
+    for i, wall in enumerate(walls):
+        cell = folder / "cells" / f"cell{i}"
+        cell.mkdir(parents=True)
+        record = {"wall_seconds": wall, "reused_from": "elsewhere/cells/x" if i < reused else ""}
+        (cell / "result.json").write_text(json.dumps(record))
+    (folder / "cells" / "unfinished").mkdir()  # a run that was stopped: no record, no time
+    (folder / "manifest.json").write_text(json.dumps({"planned": [{}] * planned}))
+
+
+def test_minutes_are_wall_seconds_over_workers_and_copies_cost_nothing(tmp_path):
+    findings = tmp_path / "findings"
+    write_records(findings / "unstable_evolution" / "records", [9999, 120, 240], planned=4, reused=1)
+    write_records(findings / "unstable_evolution_boundaries_identity" / "records", [600], planned=1)
+    table = budget.costs(["unstable_evolution"], tmp_path, workers=2).set_index("sweep")
+    assert table.loc["unstable_evolution", ["planned", "finished", "trained"]].tolist() == [4, 3, 2]
+    assert table.loc["unstable_evolution", "minutes"] == (120 + 240) / 2 / 60
+    assert table.loc["unstable_evolution_boundaries", "finished"] == 0  # no folder yet: nothing measured
+    assert table.loc["unstable_evolution_boundaries_identity", ["part", "minutes"]].tolist() == ["extended", 5.0]
+
+
+def test_the_totals_name_the_unfinished_runs(tmp_path):
+    write_records(tmp_path / "findings" / "unstable_evolution" / "records", [120, 240], planned=5)
+    out = subprocess.run([sys.executable, str(SCRIPT), "unstable_evolution", "--root", str(tmp_path), "--workers", "1"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "budget: 6 min (0.10 h), 3 planned runs not finished" in out and "extended: 0 min (0.00 h)\n" in out
+
+
+def test_bad_input_is_one_line_naming_it():
+    for args, says in ((["normalisation"], "finding 'normalisation'"), (["--workers", "0"], "--workers 0")):
+        out = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
+        assert out.returncode == 2 and says in out.stderr
