@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -20,6 +22,11 @@ def label(row: pd.Series | dict, keys: list[str]) -> str:
     """'gated' or 'gated, model.d_model=32': the first key's value, then key=value for the others."""
     parts = [str(row[k]) if i == 0 else f"{k}={row[k]}" for i, k in enumerate(keys)]
     return ", ".join(parts) or "mean over seeds"
+
+
+def fitted(title: str, fig: Figure) -> str:
+    """The title wrapped to lines that fit the figure's width (about 10 characters an inch at medium size)."""
+    return textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 10)))
 
 
 def axis_order(values: pd.Series) -> list:
@@ -79,7 +86,7 @@ def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series
     set_x_axis(ax, records[x], order, x)
     ax.set_ylabel(f"{ylabel} (mean ± std over seeds)")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_title(title, fontsize="medium")
+    ax.set_title(fitted(title, fig), fontsize="medium")
     ax.grid(alpha=0.3)
     # Beside the axes, not on them: the bands and seed dots fill the whole range.
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
@@ -108,7 +115,7 @@ def heatmap_figure(summary: pd.DataFrame, rows: str, cols: str, title: str) -> F
     ax.set_yticks(range(acc.shape[0]), [str(r) for r in acc.index])
     ax.set_xlabel(cols)
     ax.set_ylabel(rows)
-    ax.set_title(title, fontsize="medium")
+    ax.set_title(fitted(title, fig), fontsize="medium")
     fig.colorbar(image, ax=ax, label="test accuracy (mean over seeds)")
     return fig
 
@@ -133,7 +140,7 @@ def curves_figure(records: pd.DataFrame, series: list[str], title: str) -> Figur
     losses = losses[np.isfinite(losses) & (losses > 0)]
     log = len(losses) > 0 and losses.max() > 10 * losses.min()
     loss_ax.set(xlabel="step", ylabel="train loss", yscale="log" if log else "linear")
-    fig.suptitle(title, fontsize="medium")
+    fig.suptitle(fitted(title, fig), fontsize="medium")
     acc_ax.set(xlabel="step", ylabel="validation accuracy", ylim=(-0.05, 1.05))
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
@@ -159,7 +166,7 @@ def divergence_figure(records: pd.DataFrame, x: str, series: list[str], title: s
     set_x_axis(ax, records[x], order, x)
     ax.set_yscale("log")
     ax.set_ylabel("step of divergence (x) or last step (o)")
-    ax.set_title(title, fontsize="medium")
+    ax.set_title(fitted(title, fig), fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return fig

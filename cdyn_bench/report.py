@@ -243,11 +243,14 @@ def default_x(df: pd.DataFrame, swept: list[str], over: list[str]) -> str:
     return (others + over + swept + ["model.name"])[0]
 
 
-def describe(df: pd.DataFrame) -> str:
-    """'noisy_icr, 3 seeds': the task(s) and the seeds per setting, for figure titles."""
+def describe(df: pd.DataFrame, where: list[str] = ()) -> str:
+    """'noisy_icr, 3 seeds; phi=exp': the task(s), the seeds per setting and the records kept (the --where
+    conditions, by their keys' last part), for figure titles."""
     seeds = df.groupby([c for c in config_columns(df) if c not in NOT_CELL_KEYS], dropna=False).size()
     low, high = seeds.min(), seeds.max()
-    return f"{', '.join(map(str, df['task.name'].unique()))}, {low if low == high else f'{low}-{high}'} seeds"
+    kept = ", ".join(f"{key.rsplit('.', 1)[-1]}={values}" for key, _, values in (c.partition("=") for c in where))
+    return (f"{', '.join(map(str, df['task.name'].unique()))}, {low if low == high else f'{low}-{high}'} seeds"
+            + (f"; {kept}" if kept else ""))
 
 
 def with_condition(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -272,8 +275,12 @@ def figure_data(df: pd.DataFrame, cell: list[str], over: list[str],
     return runs, aggregate(runs, list(dict.fromkeys(cell + over + keys)))
 
 
-def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
-                  x: str | None = None, heat: list[str] | None = None, series: list[str] | None = None) -> list[Path]:
+# The names of the figures write_figures draws.
+FIGURE_PATTERNS = ["accuracy_vs_*.png", "noise_mass_vs_*.png", "divergence_vs_*.png", "heatmap_*.png", "curves.png"]
+
+
+def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path, x: str | None = None,
+                  heat: list[str] | None = None, series: list[str] | None = None, where: list[str] = ()) -> list[Path]:
     """accuracy_vs_<x>.png (one line per value of the `series` keys; default every other swept key),
     noise_mass_vs_<x>.png (noisy_icr runs), divergence_vs_<x>.png (when a run diverged),
     heatmap_<rows>_<cols>.png (when two keys vary) and curves.png under `out`."""
@@ -286,7 +293,7 @@ def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
         swept = [k for k in swept if k in NAME_KEYS + (series or [])]
     runs, summary = figure_data(df, cell, over, [x, *(series or [])])
     series = series or [k for k in swept + (over if x in over else []) if k != x]
-    title = describe(df)
+    title = describe(df, where)
     if over:
         title += f"; every {x}" if x in over else f"; best {', '.join(over)} per point on validation"
     made = {f"accuracy_vs_{x}.png": figures.accuracy_figure(runs, summary, x, series, title)}
@@ -295,17 +302,22 @@ def write_figures(df: pd.DataFrame, cell: list[str], over: list[str], out: Path,
             runs, summary, x, series, title, metric="noise_mass", ylabel="noise share of |alpha|")
     if (runs["status"] == "diverged").any():
         made[f"divergence_vs_{x}.png"] = figures.divergence_figure(runs, x, series, title)
-    heat = heat or (swept + over)[:2]
+    # By default the first two swept keys; against conditions, the conditions by the first series key (a
+    # condition stands for the keys it changes, which a heat map of other keys would mix).
+    heat = heat or ([CONDITION, *swept] if x == CONDITION else swept + over)[:2]
     if len(heat) == 2:
         rest = [k for k in swept + over if k not in heat]
-        title = describe(df) + (f"; {', '.join(rest)} best on validation" if rest else "")
+        title = describe(df, where) + (f"; {', '.join(rest)} best on validation" if rest else "")
         made[f"heatmap_{heat[0]}_{heat[1]}.png"] = figures.heatmap_figure(
             figure_data(df, cell, over, heat)[1], *heat, title)
     chosen = f"; best {', '.join(over)} per cell on validation" if over else ""
-    made["curves.png"] = figures.curves_figure(select_best(df, cell, over), swept, describe(df) + chosen)
+    made["curves.png"] = figures.curves_figure(select_best(df, cell, over), swept, describe(df, where) + chosen)
     for name, fig in made.items():
         fig.savefig(out / name, dpi=120)
         figures.plt.close(fig)
+    # A figure an earlier report drew here and this one did not (another x, heat map or no divergence) is stale.
+    for stale in {p for pattern in FIGURE_PATTERNS for p in out.glob(pattern)} - {out / name for name in made}:
+        stale.unlink()
     return [out / name for name in made]
 
 
@@ -416,7 +428,7 @@ def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[st
     check_keys(df, [x] if x else [], RUN_AXES)
     check_keys(df, [*(heat or []), *(series or [])])
     tab, cell, over = build(df)
-    files = write_tables(tab, cell + over, out) + write_figures(df, cell, over, out, x, heat, series)
+    files = write_tables(tab, cell + over, out) + write_figures(df, cell, over, out, x, heat, series, list(where))
     if mad:
         files += write_mad_score(tab, out)
     if wandb:

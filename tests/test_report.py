@@ -266,6 +266,15 @@ def test_a_divergence_figure_is_drawn_when_a_run_diverged(grid, tmp_path):
     assert not any(p.name.startswith("divergence") for p in calm)
 
 
+def test_a_report_rewritten_in_its_folder_leaves_only_its_own_figures(grid, tmp_path):
+    out = tmp_path / "r"
+    make_report([grid], out, x="train.lr")
+    (out / "notes.png").write_bytes(b"not a report figure")
+    files = make_report([grid], out, where=["model.name=gated"]).files  # another x, no divergence
+    assert sorted(out.glob("*.png")) == sorted([*(p for p in files if p.suffix == ".png"), out / "notes.png"])
+    assert not (out / "divergence_vs_train.lr.png").exists()
+
+
 def test_the_frontier_figure_puts_state_size_on_x_with_chosen_series(grid, tmp_path):
     files = make_report([grid], tmp_path / "f", x="state_size", series=["model.name", "task.seq_len"]).files
     assert tmp_path / "f" / "accuracy_vs_state_size.png" in files  # task.seq_len does not vary: one value per line
@@ -321,3 +330,31 @@ def test_an_accuracy_figure_with_more_lines_than_colours_tells_every_line_apart(
     styles = {(line.get_color(), line.get_marker(), line.get_linestyle()) for line in lines}
     figures.plt.close(fig)
     assert len(lines) == 14 and len(styles) == 14
+
+
+def test_figure_titles_name_the_records_kept(grid, tmp_path, monkeypatch):
+    titles = []
+    drawn = figures.accuracy_figure
+    monkeypatch.setattr(figures, "accuracy_figure", lambda *args, **kw: titles.append(args[4]) or drawn(*args, **kw))
+    make_report([grid], tmp_path / "r", where=["model.name=gated", "train.lr=1e-3,3e-3"])
+    assert titles and all("; name=gated, lr=1e-3,3e-3" in title for title in titles)
+    make_report([grid], tmp_path / "all")
+    assert "name=" not in titles[-1]
+
+
+def test_against_conditions_the_heat_map_is_condition_by_series_with_one_value_per_condition(tmp_path, monkeypatch):
+    accuracy = {("gated", 16): 0.5, ("gated", 32): 0.3, ("softmax", 16): 0.9, ("softmax", 32): 0.7}
+    for (model, seq_len), test in accuracy.items():
+        for seed in range(2):
+            fake_run(tmp_path, model, 1e-3, seed, val=0.5, test=test, task={"name": "mqar", "seq_len": seq_len})
+    maps = []
+    drawn = figures.heatmap_figure
+    monkeypatch.setattr(figures, "heatmap_figure", lambda summary, *args: maps.append((summary, args)) or
+                        drawn(summary, *args))
+    files = make_report([tmp_path], tmp_path / "r", x="condition", series=["model.name"]).files
+    assert tmp_path / "r" / "heatmap_condition_model.name.png" in files
+    summary, (rows, cols, _) = maps[-1]
+    assert (rows, cols) == ("condition", "model.name")
+    cells = summary.set_index(["model.name", "condition"])["test_accuracy_mean"].to_dict()
+    assert cells == pytest.approx({("gated", "baseline"): 0.5, ("gated", "seq_len=32"): 0.3,
+                                   ("softmax", "baseline"): 0.9, ("softmax", "seq_len=32"): 0.7})
