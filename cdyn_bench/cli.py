@@ -111,7 +111,7 @@ def report_parser() -> argparse.ArgumentParser:
         prog="cdyn-report", description="Aggregate run records (result.json files) into a table and figures.")
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                         help="sweep or run directories, searched for result.json")
-    parser.add_argument("--out", type=Path, help="where tables and figures go (default: <first DIR>/report)")
+    parser.add_argument("--out", type=Path, help="where tables and figures go (default: <first DIR>/report); report figures an earlier report drew there and this one does not are removed")
     parser.add_argument("--x", help="config key for the x axis of the accuracy figure (default: a swept key), or "
                                     "state_size / n_params (the recall vs state-size frontier), or condition (one point per "
                                     "factor changed from the baseline, for boundary sweeps; with --series)")

@@ -217,8 +217,11 @@ def key_rows() -> list[str]:
 def option_rows(group: str, title: str, detail: Any = None) -> list[str]:
     """A group's options, one described per line, with `detail(name)` indented below where given."""
     rows = ["", title]
+    indent = " " * (KEY_WIDTH + 2)
     for name in option_names(group):
-        rows += wrap(description(read_option(group, name)), f"  {name:<{KEY_WIDTH}}", " " * (KEY_WIDTH + 2))
+        # A name as wide as the key column gets a line of its own, its description below.
+        head = [f"  {name}"] if len(name) >= KEY_WIDTH else []
+        rows += head + wrap(description(read_option(group, name)), indent if head else f"  {name:<{KEY_WIDTH}}", indent)
         rows += wrap(detail(name), " " * (KEY_WIDTH + 4)) if detail else []
     return rows
 
