@@ -1,6 +1,6 @@
-"""The forms agree: quadratic, recurrent, chunked and scan in float32 against the float64 definition (`reference`),
-in outputs and in the gradients of the input and of every parameter, for every preset and for random
-valid knob combinations."""
+"""The forms agree: quadratic, recurrent, chunked and scan against the float64 definition (`reference`), in
+float64 to 1e-10 (the formula) and in float32 within its rounding, in outputs and in the gradients of the
+input and of every parameter, for every preset and for random valid knob combinations."""
 
 from __future__ import annotations
 
@@ -22,8 +22,12 @@ STATE_FORMS = ["quadratic", "recurrent", "chunked", "scan"]
 # float32 forms against the float64 reference: outputs and input gradients.
 RATIO = 1e-4
 # Parameter gradients are sums over all B*T positions of terms carrying exp(log decay) factors: in fp32
-# they reach 1.6e-4 relative error even for the quadratic formula itself, so they get twice the margin.
-PARAM_RATIO = 2e-4
+# they reach 1.6e-4 relative error even for the quadratic formula itself on one CPU, 2.9e-4 on another
+# (random knobs seed 1 at T = 200, every form, the quadratic 2.4e-4), so they get a wider margin; the
+# float64 check below is what holds each form to the formula.
+PARAM_RATIO = 5e-4
+# Every form in float64 against the float64 reference: the same numbers up to summation order.
+EXACT = 1e-10
 
 
 def perturb(mixer, scale=0.3):
@@ -44,13 +48,15 @@ def check_forms(cfg, d_model, T, forms, rotary=False):
     u = torch.randn(2, T, d_model, generator=torch.Generator().manual_seed(3)).double()
     y_ref, grads_ref = run_fwd_bwd(ref, {"input": u}, ref)
     for form in forms:
-        mixer = CoeffMixer(d_model, dataclasses.replace(cfg, form=form), rotary)
-        mixer.load_state_dict(ref.state_dict())
-        y, grads = run_fwd_bwd(mixer, {"input": u.float()}, mixer)
-        assert_close(f"{form} output", y_ref, y, RATIO)
-        assert grads.keys() == grads_ref.keys()
-        for name, grad in grads_ref.items():
-            assert_close(f"{form} d/d{name}", grad, grads[name], RATIO if name == "input" else PARAM_RATIO)
+        for dtype in (torch.float64, torch.float32):
+            mixer = CoeffMixer(d_model, dataclasses.replace(cfg, form=form), rotary).to(dtype)
+            mixer.load_state_dict(ref.state_dict())
+            y, grads = run_fwd_bwd(mixer, {"input": u.to(dtype)}, mixer)
+            assert_close(f"{form} {dtype} output", y_ref, y, EXACT if dtype == torch.float64 else RATIO)
+            assert grads.keys() == grads_ref.keys()
+            for name, grad in grads_ref.items():
+                ratio = EXACT if dtype == torch.float64 else RATIO if name == "input" else PARAM_RATIO
+                assert_close(f"{form} {dtype} d/d{name}", grad, grads[name], ratio)
 
 
 @pytest.mark.parametrize("T", LENGTHS, ids=lambda T: f"L{T}")
