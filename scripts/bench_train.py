@@ -295,7 +295,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of timed steps per cell")
     parser.add_argument("--presets", nargs="+", default=PRESETS)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES))
-    parser.add_argument("--name", default="train", help="writes results/bench/NAME.{csv,md}")
+    parser.add_argument("--name", help="writes results/bench/NAME.{csv,md} (default: train; required with --records)")
     parser.add_argument("--digest-only", action="store_true",
                         help="only say, per cell, whether the baseline and this code compute the same numbers (no timing, "
                              "writes nothing; exit status 1 when some cell's differ)")
@@ -303,6 +303,9 @@ def main() -> None:
                         help="the configs of these run records instead of the presets (rows named by the keys in which they differ)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.records and not args.name and not (args.digest_only or args.worker):
+        parser.error("--records needs --name: results/bench/train is the presets' benchmark")
+    args.name = args.name or "train"
     args.records = [str(Path(r).resolve()) for r in args.records or []]
     if args.worker:
         print(json.dumps(measure(args.presets, args.sizes, args.threads, args.budget, args.digest_only, args.records)))

@@ -162,7 +162,7 @@ FINDINGS = {
         sweeps=["depth"],
         reports=[Report(["depth"], f"depth/{cell}", ["--where", f"task.name={task}", "--x", "model.n_layers"])
                  for cell, task in (("selectivity", "noisy_icr"), ("position", "selective_copy"), ("structure", "mqar"))],
-        quick={"depth": ["+depth_cell=position", "model.n_layers=1,2"]},
+        quick={"depth": ["+depth_cell=selectivity,position,structure", "model.n_layers=1,2"]},
         folder="principles",
         reuse={"depth": ["readout_selectivity", "position", "evolution_structure"]},
     ),

@@ -56,13 +56,14 @@ def compose_hydra(*overrides: str):
 
 
 def sweep_jobs(*overrides: str) -> list[list[str]]:
-    """Every job's overrides, as Hydra's basic sweeper expands the sweeper params and `overrides`."""
+    """Every job's overrides, as Hydra's basic sweeper expands the sweeper params and `overrides` (which may
+    sweep too: 'model.n_layers=1,2')."""
     from hydra import initialize_config_module
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    cfg = compose_hydra(*overrides)
+    cfg = compose_hydra(*(o if o.partition("=")[2].startswith("[") else o.split(",")[0] for o in overrides))
     params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.params or {}).items()]
     with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):
         parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from helpers import compose, conf_file, group_names
+from helpers import compose, conf_file, group_names, sweep_jobs
+
+from cdyn_bench.report import select_where
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "reproduce.py"
@@ -33,6 +37,23 @@ def test_every_sweep_is_an_experiment_and_its_quick_cut_composes(name):
     for sweep in sweeps:
         cfg = compose(f"+experiment={sweep}", *map(single, reproduce.QUICK + finding.quick[sweep]))
         assert cfg.seed == 0 and cfg.train.max_steps == 60 and cfg.sweep_name == sweep
+
+
+def where(report) -> list[str]:
+    return [value for option, value in zip(report.options, report.options[1:]) if option == "--where"]
+
+
+@pytest.mark.parametrize("name", list(reproduce.FINDINGS))
+def test_the_quick_cut_has_records_for_every_report(name):
+    # cdyn-report refuses a --where that keeps no record, so --quick (and its slow test) would stop there.
+    finding = reproduce.FINDINGS[name]
+    for report in finding.reports:
+        if not where(report) or set(report.sweeps) & set(finding.extended):
+            continue  # a budget run writes the extended sweeps' reports only where committed records exist
+        cells = [compose(*job) for sweep in report.sweeps
+                 for job in sweep_jobs(f"+experiment={sweep}", *reproduce.QUICK, *finding.quick[sweep])]
+        configs = pd.json_normalize([dataclasses.asdict(cfg) for cfg in cells], sep=".")
+        select_where(configs, where(report))  # raises ValueError naming the condition no cell meets
 
 
 CELL_GROUPS = [("condition", "normalization_boundaries"), ("order_task", "position"), ("depth_cell", "depth"),
@@ -79,7 +100,10 @@ def test_quick_reproduction_runs_every_finding_and_writes_its_reports(tmp_path):
     subprocess.run([sys.executable, str(SCRIPT), "--quick", "--root", str(tmp_path)], check=True, cwd=tmp_path)
     for finding in reproduce.FINDINGS.values():
         for report in finding.reports:
-            written = "table.csv" if report.sweeps else "finite_state.md"  # a sweep's report, or a measurement's
+            if set(report.sweeps) & set(finding.extended):
+                continue  # extended sweeps run with --extended only: their reports wait for their records
+            # a sweep's report, its eigenvalue spectra, or a measurement's
+            written = "spectra.csv" if "--spectra" in report.options else "table.csv" if report.sweeps else "finite_state.md"
             assert (tmp_path / finding.folder / report.out / written).exists(), report.out
 
 
