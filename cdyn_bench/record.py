@@ -182,8 +182,11 @@ def code_version() -> dict[str, Any]:
 
 
 def versions() -> dict[str, Any]:
+    """What ran the numbers. cpu: the instruction set ATen's kernels dispatch to ('x86_64 AVX512'); the same
+    config and seed give the same bits on the same kind, and can differ in the last bits (which a training
+    run can amplify) on another (scripts/rerun.py measures how far)."""
     import numpy
     import torch
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            **code_version()}
+            "cpu": f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}", **code_version()}
