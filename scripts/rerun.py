@@ -1,7 +1,8 @@
 """Train committed run records again from their configs: the same numbers, and what they cost now.
 
 A record's numbers (status, steps, divergence, test metrics, largest gradient norm) are a function of its
-config and seed, so a rerun on any machine must give them bit for bit; its wall time is what the run costs
+config and seed, so a rerun on the same kind of CPU gives them bit for bit (on another, float32 kernels that
+round differently can move them: README, "CPUs"; the table says by how much); its wall time is what the run costs
 on this machine today, against what was recorded (the same code, but a record may have been timed beside
 other work, or before a faster kernel that kept the numbers). One record of each kind is rerun (a kind: the
 config up to seed and learning rate, the cost factors being width, length, task and mixer), and each
@@ -41,7 +42,8 @@ def kind(config: dict) -> str:
 def rerun(path: Path, root: Path) -> dict:
     """Train one record's config under `root` (or read its finished rerun there) and compare it with the record."""
     old = json.loads(path.read_text())
-    new = dataclasses.asdict(run(dataclasses.replace(from_record(old["config"]), progress=False), root))
+    done = run(dataclasses.replace(from_record(old["config"]), progress=False), root)
+    new = json.loads((root.parent / done.run_dir / RESULT).read_text())  # as written: nan/inf as the record has them
     differ = [key for key in NUMBERS if new[key] != old[key]]
     return {"record": str(path.parent.name), "recorded_s": old["wall_seconds"], "now_s": new["wall_seconds"],
             "recorded_acc": old["metrics"]["test_accuracy"], "now_acc": new["metrics"]["test_accuracy"],
