@@ -121,6 +121,9 @@ def report_parser() -> argparse.ArgumentParser:
                              "swept key)")
     parser.add_argument("--wandb", nargs="?", const="offline", choices=("offline", "online"),
                         help="also log table and figures to W&B (offline unless 'online'; WANDB_MODE wins)")
+    parser.add_argument("--pool", action="append", default=[], type=Path, metavar="DIR",
+                        help="records of the same cells from other folders (a longer cap, a search's new lrs): "
+                             "they join the table only for cells the DIRs have (repeatable)")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=V1,V2",
                         help="keep only the records whose config KEY has one of the values (repeatable), "
                              "e.g. --where model.mixer.phi=exp,identity")
@@ -167,7 +170,8 @@ def report_main(argv: list[str] | None = None) -> None:
         return
     try:
         report = make_report(args.dirs, args.out or args.dirs[0] / "report", args.x, args.heat, args.wandb,
-                             mad=args.mad_score, where=args.where, series=args.series)
+                             mad=args.mad_score, where=args.where, series=args.series,
+                             pool=[d for d in args.pool if d.exists()])
     except ValueError as err:
         print(f"cdyn-report: error: {err}", file=sys.stderr)
         sys.exit(1)

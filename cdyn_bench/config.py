@@ -17,10 +17,11 @@ from typing import Any
 from cdyn_bench.choices import BLOCK_NORMS, DECAY_RULES, DEVICES, POS_EMBS, WANDB_MODES
 from cdyn_bench.mixer.config import MixerConfig
 from cdyn_bench.registry import ConfigError, check_choice, did_you_mean
+from cdyn_bench.search import SearchRule
 from cdyn_bench.task_config import TaskConfig, task_config
 
 # Keys that change where, how fast or how a run is reported, never what it computes.
-OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "reuse", "wandb", "progress", "train.num_threads",
+OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "reuse", "wandb", "progress", "search", "train.num_threads",
                     "train.compile", "train.save_weights")
 
 
@@ -81,6 +82,8 @@ class TrainConfig:
     num_threads it changes results only at rounding level and is not part of a run's identity.
     save_weights: also write the model's weights at initialisation and after training beside the record
     (weights_init.pt, weights_final.pt; for spectra and coefficient maps); not part of the identity.
+    patience: the plateau stop, after this many evaluations in a row without a validation accuracy above
+    the best so far by plateau_delta (0 = never; cdyn_bench.search chooses it for extended searches).
     """
 
     lr: float = 3e-3
@@ -95,6 +98,8 @@ class TrainConfig:
     eval_every: int = 100
     eval_batch_size: int = 256
     target_accuracy: float = 0.995
+    patience: int = 0
+    plateau_delta: float = 0.01
     num_threads: int = 0
     compile: bool = False
     save_weights: bool = False
@@ -102,7 +107,7 @@ class TrainConfig:
     def check(self) -> None:
         for key in ("lr", "batch_size", "max_steps", "eval_every", "eval_batch_size"):
             check_positive(f"train.{key}", getattr(self, key))
-        for key in ("weight_decay", "warmup_steps", "grad_clip", "num_threads", "final_lr"):
+        for key in ("weight_decay", "warmup_steps", "grad_clip", "num_threads", "final_lr", "patience", "plateau_delta"):
             check_non_negative(f"train.{key}", getattr(self, key))
         check_choice("train.weight_decay_on", self.weight_decay_on, DECAY_RULES)
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
@@ -115,7 +120,8 @@ class TrainConfig:
             )
 
     def inactive(self) -> list[str]:
-        return ["weight_decay_on"] if self.weight_decay == 0 else []
+        off = ["weight_decay_on"] if self.weight_decay == 0 else []
+        return off + (["patience", "plateau_delta"] if self.patience == 0 else [])
 
 
 @dataclass
@@ -138,6 +144,8 @@ class RunConfig:
     reuse: list[str] = field(default_factory=list)
     wandb: str = "offline"
     progress: bool = True
+    # How an experiment's search is judged and extended (cdyn_bench.search; reproduce.py --search).
+    search: SearchRule = field(default_factory=SearchRule)
 
     def check(self) -> None:
         """Every check a run makes before it allocates anything; types the task section."""
@@ -151,6 +159,7 @@ class RunConfig:
         check_reuse(self.reuse)
         self.model.check()
         self.train.check()
+        self.search.check()
         sample = self.task.check()
         seq_len = sample.inputs.shape[1]
         check_positions(seq_len, self)
@@ -249,7 +258,8 @@ def check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
                               f"Allowed under {prefix.rstrip('.') or 'the top level'}: {', '.join(names)}")
         kind = names[key].type
         child = node[key]
-        schema_of = {"ModelConfig": ModelConfig, "TrainConfig": TrainConfig, "MixerConfig": MixerConfig}.get(kind)
+        schema_of = {"ModelConfig": ModelConfig, "TrainConfig": TrainConfig, "MixerConfig": MixerConfig,
+                     "SearchRule": SearchRule}.get(kind)
         if schema_of is not None and isinstance(child, Mapping):
             check_known_keys(child, schema_of, f"{prefix}{key}.")
 

@@ -39,6 +39,7 @@ class RunResult:
     divergence: at the diverging step, its loss, gradient norm and the model's extremes
     (cdyn_bench.mixer.introspect.EXTREMES), None for a completed run. principles: the principle card's
     predictions for the config (cdyn_bench.principles), made before training. numerics_version is cdyn_bench.NUMERICS_VERSION of the code that ran it.
+    stopped: why training ended (cap, target, plateau, diverged; "" in records written before it was recorded).
     reused_from: the folder of the record this one was copied from (the run key `reuse`), "" for a run trained here.
     """
 
@@ -50,6 +51,7 @@ class RunResult:
     history: list[dict[str, float | None]] = field(default_factory=list)
     steps: int = 0
     diverged_at: int | None = None
+    stopped: str = ""
     grad_norm_max: float = 0.0
     divergence: dict[str, float | None] | None = None
     principles: dict[str, Any] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cdyn_bench import search
 from cdyn_bench.choices import EXTREMES
 from cdyn_bench.config import OUTPUT_ONLY_KEYS
 from cdyn_bench.record import RESULT, RunResult, read_result
@@ -18,7 +19,7 @@ METRICS = ["test_accuracy", "test_macro_accuracy", "val_accuracy", "train_loss"]
 # The share of coefficient mass query rows put on noise tokens (noisy_icr runs; cdyn_bench.run.selectivity).
 SELECTIVITY = ["noise_mass", "noise_mass_last_layer"]
 RUN_COLUMNS = ["status", "seed", "steps", "diverged_at", "grad_norm_max", "wall_seconds", "train_seconds", "tokens_per_s",
-               "n_params", "state_size", "config_hash", "run_dir", "numerics_version", "num_threads"]
+               "n_params", "state_size", "config_hash", "run_dir", "numerics_version", "num_threads", "stopped", "path"]
 NAME_KEYS = ["task.name", "model.name"]
 # Hyperparameters tuned per cell on validation accuracy rather than reported as cells of their own.
 OVER = ["train.lr", "train.weight_decay"]
@@ -32,7 +33,7 @@ TIMING_COLUMNS = ["train_seconds_mean", "wall_seconds_mean", "tokens_per_s_mean"
 DIAGNOSTIC_COLUMNS = ["diverged_at_median", "grad_norm_max", *EXTREMES]
 TABLE_COLUMNS = ["test_accuracy_mean", "test_accuracy_std", "test_accuracy_range", "test_accuracy_completed_mean", "test_macro_accuracy_mean",
                  "val_accuracy_mean", "n", "n_diverged", "steps_mean", "n_params", "state_size", *DIAGNOSTIC_COLUMNS,
-                 "noise_mass_mean", "noise_mass_std", "noise_mass_last_layer_mean", *TIMING_COLUMNS]
+                 "noise_mass_mean", "noise_mass_std", "noise_mass_last_layer_mean", *TIMING_COLUMNS, *search.FLAG_COLUMNS]
 ACCURACIES = ["test_accuracy", "test_macro_accuracy", "val_accuracy"]
 
 
@@ -55,7 +56,9 @@ def run_extremes(result: RunResult) -> dict[str, float]:
 
 def flatten(result: RunResult) -> dict:
     """One table row: the config flattened to dotted keys, metrics, status, sizes, timings, diagnostics and history."""
-    config = pd.json_normalize(result.config, sep=".").iloc[0].to_dict()
+    # The search rule says how an experiment's search was extended, not what a run computed.
+    config = {k: v for k, v in result.config.items() if k != "search"}
+    config = pd.json_normalize(config, sep=".").iloc[0].to_dict()
     config = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in config.items()}
     run = {k: getattr(result, k) for k in RUN_COLUMNS}
     run["diverged_at"] = math.nan if result.diverged_at is None else result.diverged_at
@@ -76,6 +79,18 @@ def load(dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
             problems.append(str(err).splitlines()[0])
     df = pd.DataFrame(rows)
     return (df.drop_duplicates("config_hash", ignore_index=True) if rows else df), problems
+
+
+def pooled(df: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
+    """df with the records of `extra` whose cell (config up to seed and search keys) df has: the same cells
+    at other learning rates or caps, e.g. from another experiment's folder or a search's extension."""
+    if extra.empty:
+        return df
+    both = pd.concat([df, extra], ignore_index=True)
+    keys = [c for c in config_columns(both) if c not in NOT_CELL_KEYS + search.SEARCH_KEYS]
+    ids = both[keys].astype(str).agg("|".join, axis=1)
+    keep = ids.iloc[len(df):].isin(set(ids.iloc[:len(df)])).to_numpy()
+    return pd.concat([df, extra[keep]], ignore_index=True).drop_duplicates("config_hash", ignore_index=True)
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
@@ -150,11 +165,44 @@ def table(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return summary[keys + TABLE_COLUMNS].reset_index(drop=True)
 
 
-def build(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """(the table, its cell keys, the swept OVER keys it tuned) for loaded records."""
-    cell = cell_keys(df)
+def build(df: pd.DataFrame, rule: search.SearchRule | None = None) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """(the table, its cell keys, the swept OVER keys it tuned) for loaded records.
+
+    A cell's step cap is part of its search, not of the cell: each (cell, lr) is judged at the longest cap
+    tried for it, and the table carries the search flags of cdyn_bench.search (lr_edge, at_cap, ...)."""
+    cell = [k for k in cell_keys(df) if k not in search.SEARCH_KEYS]
     over = [k for k in OVER if k in swept_keys(df)]
-    return table(aggregate(select_best(df, cell, over), cell + over), cell + over), cell, over
+    df = search.longest_cap(df, cell + [k for k in over if k != search.LR])
+    summary = aggregate(select_best(df, cell, over), cell + over)
+    flagged = search_flags(df, cell, over, rule or search.SearchRule())
+    return table(summary.merge(flagged, on=cell, how="left"), cell + over), cell, over
+
+
+def search_flags(df: pd.DataFrame, cell: list[str], over: list[str], rule: search.SearchRule) -> pd.DataFrame:
+    """Per cell: search.FLAG_COLUMNS (the lr grid, the cap at the best lr, lr_edge, at_cap, the bound hit)."""
+    keys = cell + [k for k in over if k != search.LR]
+    flagged = search.flags(df, keys, rule)
+    flagged["limit"] = [search.limit(row, rule) for row in flagged.to_dict("records")]
+    if keys != cell:  # a tuned weight decay: the flags of the setting the table chose
+        flagged = flagged.sort_values("best_val", ascending=False, kind="stable").drop_duplicates(cell)
+    return flagged[cell + search.FLAG_COLUMNS]
+
+
+def flag_warning(tab: pd.DataFrame, keys: list[str]) -> list[str]:
+    """One line naming the cells whose verdict rests on where the search stopped."""
+    hit = tab[tab["lr_edge"].astype(bool) | tab["at_cap"].astype(bool)]
+    if hit.empty:
+        return []
+    names = ["/".join(str(row[k]) for k in keys if k not in OVER) + f" ({flag_text(row)})" for _, row in hit.iterrows()]
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return [f"{len(hit)} of {len(tab)} cells rest on the search (lr at a grid edge or still learning at the cap): "
+            f"{shown}; `reproduce.py --search` extends them"]
+
+
+def flag_text(row: pd.Series) -> str:
+    """'lr edge, at cap; step ceiling 4500': the flags of a table row and the bound its search hit."""
+    flags = [name for name, on in (("lr edge", row["lr_edge"]), ("at cap", row["at_cap"])) if on is True]
+    return ", ".join(flags) + (f"; {row['limit']}" if isinstance(row["limit"], str) and row["limit"] else "")
 
 
 def mad_score(tab: pd.DataFrame) -> pd.DataFrame:
@@ -210,6 +258,11 @@ def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
     if tab["noise_mass_mean"].notna().any():
         shown["noise mass"] = tab["noise_mass_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
         shown["noise mass, last layer"] = tab["noise_mass_last_layer_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    shown["search"] = [flag_text(row) or "-" for _, row in tab.iterrows()]
+    shown["lr grid"] = tab["lr_grid"]
+    shown["cap"] = tab["cap"].map("{:.0f}".format)
+    shown["steps to 0.99"] = [("-" if pd.isna(m) else f"{m:.0f}") + f" ({r}/{n})"
+                              for m, r, n in zip(tab["steps_to_target_median"], tab["n_reached"], tab["n"])]
     shown["state size"] = tab["state_size"].map("{:,}".format)
     shown["params"] = tab["n_params"].map("{:,}".format)
     shown["steps"] = tab["steps_mean"].map("{:.0f}".format)
@@ -416,10 +469,13 @@ class Report:
 
 def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[str] | None = None,
                 wandb: str | None = None, mad: bool = False, where: list[str] = (),
-                series: list[str] | None = None) -> Report:
-    """Load the records under `dirs` (those matching every `where` condition), write the table and figures
-    under `out`; ValueError if none load."""
+                series: list[str] | None = None, pool: list[Path] = ()) -> Report:
+    """Load the records under `dirs` (and those under `pool` of the same cells; see `pooled`), keep those
+    matching every `where` condition, write the table and figures under `out`; ValueError if none load."""
     df, problems = load(dirs)
+    if pool and not df.empty:
+        extra, more = load(list(pool))
+        df, problems = pooled(df, extra), problems + more
     problems += unfinished(dirs)
     if df.empty:
         raise ValueError(f"no finished run records under {', '.join(map(str, dirs))}")
@@ -428,6 +484,7 @@ def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[st
     check_keys(df, [x] if x else [], RUN_AXES)
     check_keys(df, [*(heat or []), *(series or [])])
     tab, cell, over = build(df)
+    problems += flag_warning(tab, cell + over)
     files = write_tables(tab, cell + over, out) + write_figures(df, cell, over, out, x, heat, series, list(where))
     if mad:
         files += write_mad_score(tab, out)

@@ -133,7 +133,7 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
                  **{k: test[k] for k in ("noise_mass", "noise_mass_last_layer") if k in test},
                  "val_accuracy": last.get("val_accuracy", float("nan")),
                  "train_loss": last.get("train_loss", float("nan"))},
-        history=outcome.history, steps=outcome.steps, diverged_at=outcome.diverged_at,
+        history=outcome.history, steps=outcome.steps, diverged_at=outcome.diverged_at, stopped=outcome.stopped,
         grad_norm_max=outcome.grad_norm_max, divergence=outcome.divergence, principles=card_record(cfg),
         wall_seconds=time.perf_counter() - start, train_seconds=outcome.train_seconds,
         tokens_per_s=outcome.tokens / max(outcome.train_seconds, 1e-9),

@@ -33,6 +33,7 @@ class TrainOutcome:
     tokens: int = 0
     grad_norm_max: float = 0.0
     divergence: dict | None = None
+    stopped: str = "cap"  # why training ended: cap, target, plateau or diverged
 
 
 def schedule(cfg: TrainConfig):
@@ -104,9 +105,17 @@ def as_json_numbers(values: dict[str, float]) -> dict[str, float]:
     return {k: math.copysign(INFINITY, v) if isinstance(v, float) and math.isinf(v) else v for k, v in values.items()}
 
 
+def plateaued(history: list[dict], cfg: TrainConfig) -> bool:
+    """Whether the last `patience` evaluations all stayed within plateau_delta of the best one before them."""
+    vals = [row["val_accuracy"] for row in history]
+    if cfg.patience == 0 or len(vals) <= cfg.patience:
+        return False
+    return max(vals[-cfg.patience:]) <= max(vals[:-cfg.patience]) + cfg.plateau_delta
+
+
 def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.device,
           display: Display | None = None) -> TrainOutcome:
-    """Train until max_steps, a validation accuracy >= target_accuracy, or a non-finite loss.
+    """Train until max_steps, a validation accuracy >= target_accuracy, a plateau (cfg.patience), or a non-finite loss.
 
     Every evaluation records, besides accuracy and loss, what would explain a divergence: the
     largest gradient norm (before clipping) since the last evaluation, and the largest log |alpha_ij|,
@@ -133,7 +142,7 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
         outcome.steps, outcome.tokens = step, outcome.tokens + inputs.numel()
         norm = float(grad_norm)
         if not (torch.isfinite(loss) and math.isfinite(norm)):
-            outcome.status, outcome.diverged_at = "diverged", step
+            outcome.status, outcome.diverged_at, outcome.stopped = "diverged", step, "diverged"
             outcome.divergence = as_json_numbers({"step": step, "loss": float(loss.detach()), "grad_norm": norm,
                                                   **extremes(model, probe)})
             break
@@ -153,7 +162,8 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
             losses, window_grad_max = [], 0.0
             if display is not None:
                 display.update(step, outcome.history[-1]["train_loss"], val["accuracy"], outcome.tokens / elapsed)
-            if val["accuracy"] >= cfg.target_accuracy:
+            if val["accuracy"] >= cfg.target_accuracy or plateaued(outcome.history, cfg):
+                outcome.stopped = "target" if val["accuracy"] >= cfg.target_accuracy else "plateau"
                 break
         elif display is not None and step % 10 == 0:
             display.update(step, losses[-1], None, outcome.tokens / (time.perf_counter() - start))

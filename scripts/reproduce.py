@@ -75,8 +75,10 @@ def unstable_boundaries(phi: str, sweep: str, suffix: str) -> list[Report]:
 
 FINDINGS = {
     "normalization": Finding(
-        sweeps=["normalization", "normalization_boundaries"],
+        sweeps=["normalization", "normalization_boundaries", "normalization_long"],
         reports=[
+            Report(["normalization_long"], "normalization/long", ["--x", "model.mixer.eta", "--heat", "model.mixer.phi",
+                                                                  "model.mixer.eta"]),
             Report(["normalization"], "normalization", ["--x", "model.mixer.eta", "--heat", "model.mixer.phi",
                                                         "model.mixer.eta"]),
             *(Report(["normalization"], f"normalization/{a}", ["--where", f"model.mixer.A={a}", "--x", "model.mixer.eta",
@@ -87,11 +89,14 @@ FINDINGS = {
                     "--series", "model.mixer.eta"]),
         ],
         quick={"normalization": ["model.mixer.phi=exp", "model.mixer.eta=one,sum"],
-               "normalization_boundaries": ["+condition=no_clip"]},
+               "normalization_boundaries": ["+condition=no_clip"],
+               "normalization_long": ["model.mixer.phi=exp", "model.mixer.eta=one", "+evolution=scalar_gate"]},
     ),
     "unstable_evolution": Finding(
-        sweeps=["unstable_evolution", "unstable_evolution_boundaries"],
+        sweeps=["unstable_evolution", "unstable_evolution_boundaries", "unstable_evolution_length"],
         reports=[
+            Report(["unstable_evolution_length"], "unstable_evolution/length",
+                   ["--x", "task.seq_len", "--series", "model.mixer.gamma", "model.mixer.eta"]),
             Report(["unstable_evolution"], "unstable_evolution", ["--x", "model.mixer.gamma", "--heat",
                                                                   "model.mixer.gamma", "model.mixer.eta"]),
             *(Report(["unstable_evolution"], f"unstable_evolution/{phi}",
@@ -103,7 +108,8 @@ FINDINGS = {
         ],
         quick={"unstable_evolution": ["model.mixer.gamma=1.05", "model.mixer.eta=one,sum"],
                "unstable_evolution_boundaries": ["+condition=seq_len_128"],
-               "unstable_evolution_boundaries_identity": ["+condition=seq_len_128"]},
+               "unstable_evolution_boundaries_identity": ["+condition=seq_len_128"],
+               "unstable_evolution_length": ["+condition=seq_len_128", "model.mixer.gamma=1.05", "model.mixer.eta=sum"]},
         extended=["unstable_evolution_boundaries_identity"],
     ),
     "key_scaling": Finding(
@@ -123,9 +129,12 @@ FINDINGS = {
         measure=["finite_state.py"], measure_quick=["--presets", "softmax", "gated", "--lengths", "64", "256"],
     ),
     "readout_selectivity": Finding(
-        sweeps=["readout_selectivity"],
-        reports=[Report(["readout_selectivity"], "readout_selectivity", ["--x", "task.frac_noise"])],
-        quick={"readout_selectivity": ["model.mixer.phi=identity,exp", "task.frac_noise=0.6"]},
+        sweeps=["readout_selectivity", "readout_selectivity_eta_one"],
+        reports=[Report(["readout_selectivity"], "readout_selectivity", ["--x", "task.frac_noise"]),
+                 Report(["readout_selectivity", "readout_selectivity_eta_one"], "readout_selectivity/eta",
+                        ["--where", "model.mixer.phi=identity", "--x", "task.frac_noise", "--series", "model.mixer.eta"])],
+        quick={"readout_selectivity": ["model.mixer.phi=identity,exp", "task.frac_noise=0.6"],
+               "readout_selectivity_eta_one": ["task.frac_noise=0.6"]},
         folder="principles",
     ),
     "position": Finding(
@@ -151,12 +160,16 @@ FINDINGS = {
         folder="principles",
     ),
     "mqar_frontier": Finding(
-        sweeps=["mqar_frontier"],
+        sweeps=["mqar_frontier", "mqar_frontier_conv"],
         reports=[Report(["mqar_frontier"], "mqar_frontier", ["--x", "state_size", "--series", "model.name",
                                                              "task.num_kv_pairs"]),
-                 Report(["mqar_frontier"], "mqar_frontier/width", ["--x", "model.d_model"])],
-        quick={"mqar_frontier": ["model=softmax,gated", "model.d_model=32", "+mqar_setting=short"]},
+                 Report(["mqar_frontier"], "mqar_frontier/width", ["--x", "model.d_model"]),
+                 Report(["mqar_frontier_conv"], "mqar_frontier/conv", ["--x", "model.mixer.conv_size", "--series",
+                                                                       "model.name", "task.num_kv_pairs"])],
+        quick={"mqar_frontier": ["model=softmax,gated", "model.d_model=32", "+mqar_setting=short"],
+               "mqar_frontier_conv": ["model=gated", "model.mixer.conv_size=0", "+mqar_setting=short"]},
         folder="principles",
+        reuse={"mqar_frontier_conv": ["mqar_frontier"]},
     ),
     "depth": Finding(
         sweeps=["depth"],
@@ -195,7 +208,35 @@ def run_sweep(sweep: str, root: Path, overrides: list[str], reuse: list[str]) ->
         "progress=false", "wandb=disabled", *([f"reuse=[{','.join(donors)}]"] if donors else []), *overrides])
 
 
-def make_report(report: Report, root: Path) -> None:
+def search_folder(name: str) -> str:
+    """The sweep folder of a finding's search extension (cdyn_bench.search): <finding>_search."""
+    return f"{name}_search"
+
+
+def finding_sweeps(name: str) -> list[str]:
+    """Every sweep of a finding, the extended ones included, and its search extension."""
+    return [*FINDINGS[name].sweeps, *FINDINGS[name].extended, search_folder(name)]
+
+
+def run_search(name: str, root: Path, jobs: int) -> None:
+    """Extend a finding's flagged cells by its experiments' search rule (one rule for all its sweeps)."""
+    from cdyn_bench.config import compose
+    from cdyn_bench.search import extend
+
+    finding = FINDINGS[name]
+    rules = {sweep: compose(f"+experiment={sweep}").search for sweep in finding.sweeps + finding.extended}
+    rule = rules[finding.sweeps[0]]
+    if any(other != rule for other in rules.values()):
+        raise SystemExit(f"reproduce: error: the sweeps of {name} carry different search rules; one finding, one rule")
+    if rule.max_rounds == 0:
+        return
+    dirs = [records(root, s) for s in finding.sweeps + finding.extended if records(root, s).is_dir()]
+    start = time.perf_counter()
+    trained = extend(dirs, records(root, search_folder(name)), rule, jobs=jobs, log=lambda line: print(line, flush=True))
+    print(f"search {name}: {trained} runs in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def make_report(report: Report, root: Path, pool: list[str] = ()) -> None:
     if not report.sweeps:  # a measurement's report reads the folder it measured into
         if not any(root.glob("*.csv")):
             print(f"skipped {root / report.out}: nothing measured in {root} yet")
@@ -211,7 +252,9 @@ def make_report(report: Report, root: Path) -> None:
         # The weights stay out of git: on a fresh clone the committed spectra tables stand until a rerun.
         print(f"skipped {root / report.out}: the spectra need the runs' weights; run the sweeps to write them")
         return
-    sh(["cdyn-report", *map(str, dirs), "--out", str(root / report.out), *report.options])
+    pooled = [option for s in pool if s not in report.sweeps and records(root, s).is_dir()
+              for option in ("--pool", str(records(root, s)))]
+    sh(["cdyn-report", *map(str, dirs), *pooled, "--out", str(root / report.out), *report.options])
 
 
 def main() -> None:
@@ -220,6 +263,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one seed, a few cells, under outputs/quick")
     parser.add_argument("--report-only", action="store_true", help="only the reports, from the existing records")
     parser.add_argument("--extended", action="store_true", help="also the sweeps past the CPU budget")
+    parser.add_argument("--search", action="store_true",
+                        help="extend the cells whose verdict rests on the search by the experiments' search rule "
+                             "(cdyn_bench.search), into results/<folder>/<finding>_search")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel training processes of --search (default: 2)")
     parser.add_argument("--root", type=Path, help="where the findings/ and principles/ folders go (default: "
                                                   "results; outputs/quick with --quick)")
     args = parser.parse_args()
@@ -238,8 +285,10 @@ def main() -> None:
                                 *(finding.measure_quick if args.quick else [])], cwd=ROOT, check=True)
             for sweep in finding.sweeps + (finding.extended if args.extended else []):
                 run_sweep(sweep, root, QUICK + finding.quick[sweep] if args.quick else [], finding.reuse.get(sweep, []))
+            if args.search and not args.quick and finding.sweeps:
+                run_search(name, root, args.jobs)
         for report in finding.reports:
-            make_report(report, root)
+            make_report(report, root, finding_sweeps(name))
     print(f"reproduce: done in {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
 

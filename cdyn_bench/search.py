@@ -1,0 +1,279 @@
+"""The search rule: flag cells whose verdict may rest on where the search stopped, and extend them.
+
+A cell is a config up to seed, learning rate and step budget (`SEARCH_KEYS`), pooled over every
+folder its records come from. Each learning rate of a cell is judged on its records at the longest
+step cap tried for it; the best is the one with the highest mean validation accuracy over seeds (a
+diverged seed counts 0). A cell whose best mean validation accuracy is below `rule.target` is flagged
+
+- `lr_edge` when the best lr is the smallest or largest tried and beats its inner neighbour by more
+  than `rule.lr_margin` (or is the only lr tried): a better lr may lie outside the grid;
+- `at_cap` when a seed at the best lr ran to its cap without diverging or reaching the early-stop target
+  and its validation accuracy rose by more than `rule.rising` over its last evaluation interval: it was
+  still learning.
+
+`extensions` turns the flags into the next points to train, by one rule for every cell: an `lr_edge`
+cell gets the next lr past its edge (x or / `rule.lr_factor`, within [lr_min, lr_max]) at the best lr's
+cap; an `at_cap` cell gets its best lr again at `rule.cap_factor` times the cap (up to
+`rule.max_steps_ceiling`), every seed of the cell, with the plateau stop `rule.patience`. A cell whose
+next point would pass a bound stays flagged and says which bound (`limit`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import operator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas is imported by the functions that build frames: the config schema stays light
+    import pandas as pd
+
+LR, CAP, PATIENCE = "train.lr", "train.max_steps", "train.patience"
+# Keys a search changes; a cell is a config up to these and the seed.
+SEARCH_KEYS = [LR, CAP, PATIENCE, "train.plateau_delta"]
+FLAG_COLUMNS = ["lr_edge", "at_cap", "limit", "lr_grid", "cap", "steps_to_target_median", "n_reached"]
+
+
+@dataclass
+class SearchRule:
+    """When a cell's verdict rests on the search, and how the search is extended (see the module docstring).
+
+    target: cells whose best mean validation accuracy reaches it are settled; lr_margin: how much an edge
+    lr must beat its inner neighbour by to count as an edge (about the seed noise of a cell's mean);
+    rising: a seed gaining more validation accuracy than this over its last interval at the cap is still
+    learning; patience: the extension runs' plateau stop (evaluations without a gain of plateau_delta;
+    0 = none), chosen from the records' own take-off times (results/bench/search.md).
+    """
+
+    target: float = 0.99
+    lr_margin: float = 0.03
+    rising: float = 0.02
+    lr_factor: float = 3.0
+    lr_min: float = 1e-4
+    lr_max: float = 3e-2
+    cap_factor: int = 3
+    max_steps_ceiling: int = 4500
+    patience: int = 8
+    plateau_delta: float = 0.01
+    max_rounds: int = 0
+
+    def check(self) -> None:
+        from cdyn_bench.registry import ConfigError
+
+        for key in ("target", "lr_margin", "rising", "lr_min", "lr_max", "plateau_delta"):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and 0 <= value < math.inf):
+                raise ConfigError(f"search.{key}={value}: must be a finite number >= 0")
+        if self.lr_factor <= 1 or self.cap_factor < 2:
+            raise ConfigError(f"search.lr_factor={self.lr_factor}, search.cap_factor={self.cap_factor}: "
+                              "need lr_factor > 1 and cap_factor >= 2")
+        if self.lr_min > self.lr_max:
+            raise ConfigError(f"search.lr_min={self.lr_min}: must be <= search.lr_max={self.lr_max}")
+        for key in ("patience", "max_steps_ceiling", "max_rounds"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"search.{key}={getattr(self, key)}: must be >= 0")
+
+
+def next_lr(lr: float, up: bool, rule: SearchRule) -> float | None:
+    """The next learning rate past `lr` (x or / lr_factor, to 2 significant digits), None past the bounds."""
+    value = lr * rule.lr_factor if up else lr / rule.lr_factor
+    value = float(f"{value:.1g}") if abs(math.log10(rule.lr_factor) - 0.5) < 0.03 else float(f"{value:.2g}")
+    tolerance = 1e-9 * rule.lr_max
+    return value if rule.lr_min - tolerance <= value <= rule.lr_max + tolerance else None
+
+
+def cell_columns(df: pd.DataFrame, config: list[str], not_cell: list[str]) -> list[str]:
+    """The config keys that name a cell: every config key but SEARCH_KEYS and how-to-run keys."""
+    return [c for c in config if c not in SEARCH_KEYS and c not in not_cell]
+
+
+def history_of(row: pd.Series) -> list[dict]:
+    history = row["history"]
+    return json.loads(history) if isinstance(history, str) else list(history or [])
+
+
+def still_learning(row: pd.Series, rule: SearchRule) -> bool:
+    """A seed that ran to its cap without diverging or early-stopping, its validation accuracy still rising."""
+    if row["status"] != "completed" or row["steps"] < row[CAP]:
+        return False
+    vals = [h.get("val_accuracy") for h in history_of(row)]
+    vals = [v for v in vals if v is not None and not math.isnan(v)]
+    return len(vals) >= 2 and vals[-1] < row["train.target_accuracy"] and vals[-1] - vals[-2] > rule.rising
+
+
+def first_step(row: pd.Series, target: float) -> float:
+    """The first evaluation step whose validation accuracy reaches `target`, NaN when none does."""
+    if row["status"] != "completed":
+        return math.nan
+    for h in history_of(row):
+        if (h.get("val_accuracy") or 0.0) >= target:
+            return float(h["step"])
+    return math.nan
+
+
+def longest_cap(df: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
+    """Per cell and lr, only the records at the longest step cap tried for that lr."""
+    keys = cell + [LR]
+    longest = df.groupby(keys, dropna=False)[CAP].transform("max")
+    return df[df[CAP] == longest]
+
+
+def lr_means(runs: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
+    """Per cell and lr: the mean validation accuracy over seeds (diverged = 0) and the cap it was judged at."""
+    val = runs["val_accuracy"].where(runs["status"] == "completed", 0.0).fillna(0.0)
+    return (runs.assign(val_scored=val).groupby(cell + [LR], dropna=False)
+            .agg(val=("val_scored", "mean"), cap=(CAP, "max")).reset_index())
+
+
+def judge_cell(lrs: pd.DataFrame, runs: pd.DataFrame, rule: SearchRule) -> dict:
+    """The flags of one cell from its per-lr means (`lr_means`) and its runs at the longest caps."""
+    lrs = lrs.sort_values(LR)
+    best = lrs.loc[lrs["val"].idxmax()]
+    grid, at = list(lrs[LR]), grid_index(lrs, best)
+    best_runs = runs[runs[LR] == best[LR]]
+    reached = best_runs.apply(first_step, axis=1, target=rule.target).astype(float)
+    out = {"best_lr": best[LR], "best_val": best["val"], "cap": int(best["cap"]), "lr_grid": "/".join(f"{v:g}" for v in grid),
+           "steps_to_target_median": float(reached.median()) if reached.notna().any() else math.nan,
+           "n_reached": int(reached.notna().sum()), "lr_edge": False, "at_cap": False, "edge_side": None}
+    if best["val"] >= rule.target:
+        return out
+    if len(grid) == 1 or at in (0, len(grid) - 1):
+        neighbour = lrs.iloc[1 if at == 0 else len(grid) - 2]["val"] if len(grid) > 1 else -math.inf
+        if best["val"] - neighbour > rule.lr_margin:
+            out["lr_edge"], out["edge_side"] = True, "up" if at == len(grid) - 1 and len(grid) > 1 else "down"
+            if len(grid) == 1:
+                out["edge_side"] = "both"
+    out["at_cap"] = bool(best_runs.apply(still_learning, axis=1, rule=rule).any()) if len(best_runs) else False
+    return out
+
+
+def grid_index(lrs: pd.DataFrame, best: pd.Series) -> int:
+    return list(lrs[LR]).index(best[LR])
+
+
+def flags(df: pd.DataFrame, cell: list[str], rule: SearchRule) -> pd.DataFrame:
+    """One row per cell: its keys, best lr and validation accuracy, lr_edge, at_cap, the lr grid, the cap at
+    the best lr and the median step (over its seeds) at which validation first reached rule.target."""
+    import pandas as pd
+
+    runs = longest_cap(df, cell)
+    means = lr_means(runs, cell)
+    rows = []
+    for key, lrs in means.groupby(cell, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        mask = functools.reduce(operator.and_, [same(runs[c], v) for c, v in zip(cell, key)], runs[LR] == runs[LR])
+        rows.append({**dict(zip(cell, key)), **judge_cell(lrs, runs[mask], rule)})
+    return pd.DataFrame(rows)
+
+
+def same(column: pd.Series, value) -> pd.Series:
+    """Elementwise equality that treats NaN as equal to NaN (a key absent from older records)."""
+    if isinstance(value, float) and math.isnan(value):
+        return column.isna()
+    return column == value
+
+
+def limit(row: dict, rule: SearchRule) -> str:
+    """The bound a flagged cell's next point would pass ('' when the search can go on)."""
+    hit = []
+    if row["lr_edge"]:
+        sides = {"up": [True], "down": [False], "both": [True, False]}[row["edge_side"]]
+        if all(next_lr(row["best_lr"], up, rule) is None for up in sides):
+            hit.append(f"lr bound [{rule.lr_min:g}, {rule.lr_max:g}]")
+    if row["at_cap"] and row["cap"] * rule.cap_factor > rule.max_steps_ceiling:
+        hit.append(f"step ceiling {rule.max_steps_ceiling}")
+    return "; ".join(hit)
+
+
+def next_points(row: dict, rule: SearchRule) -> list[dict[str, float]]:
+    """The (lr, cap) points the rule adds for one flagged cell: past the lr edge, and a longer cap."""
+    points = []
+    if row["lr_edge"]:
+        sides = {"up": [True], "down": [False], "both": [True, False]}[row["edge_side"]]
+        points += [{LR: lr, CAP: row["cap"]} for up in sides if (lr := next_lr(row["best_lr"], up, rule)) is not None]
+    if row["at_cap"] and row["cap"] * rule.cap_factor <= rule.max_steps_ceiling:
+        points.append({LR: row["best_lr"], CAP: row["cap"] * rule.cap_factor})
+    return points
+
+
+def extensions(df: pd.DataFrame, cell: list[str], rule: SearchRule) -> list[tuple[str, dict[str, float]]]:
+    """(a record path, the train overrides) per run the rule adds: each new point for every seed of the
+    cell, copied from that seed's record at the best lr."""
+    table = flags(df, cell, rule)
+    runs = longest_cap(df, cell)
+    out = []
+    for row in table.to_dict("records"):
+        points = next_points(row, rule)
+        if not points:
+            continue
+        mask = functools.reduce(operator.and_, [same(runs[c], row[c]) for c in cell], runs[LR] == row["best_lr"])
+        for path in runs[mask].sort_values("seed")["path"]:
+            out += [(path, {**point, PATIENCE: rule.patience, "train.plateau_delta": rule.plateau_delta})
+                    for point in points]
+    return out
+
+
+def stop_step(history: list[dict], patience: int, delta: float) -> float:
+    """The step at which the plateau stop (cdyn_bench.train.plateaued) would end a recorded run, NaN: never."""
+    from cdyn_bench.train import plateaued
+
+    probe = type("Stop", (), {"patience": patience, "plateau_delta": delta})
+    for i in range(1, len(history) + 1):
+        if plateaued(history[:i], probe):
+            return float(history[i - 1]["step"])
+    return math.nan
+
+
+def train_one(job: tuple[str, dict[str, float], str]) -> str:
+    """Train one extension run (a record's config with the train overrides) under `root`; its record path."""
+    import dataclasses
+    from pathlib import Path
+
+    from cdyn_bench.config import from_record
+    from cdyn_bench.record import read_result
+    from cdyn_bench.run import run
+
+    path, overrides, root = job
+    cfg = from_record(read_result(Path(path)).config)
+    train = dataclasses.replace(cfg.train, num_threads=1, lr=overrides[LR], max_steps=int(overrides[CAP]),
+                                patience=int(overrides[PATIENCE]), plateau_delta=overrides["train.plateau_delta"])
+    sweep = Path(root).parent.name
+    cfg = dataclasses.replace(cfg, train=train, progress=False, wandb="disabled", force=False, reuse=[],
+                              sweep_name=sweep)
+    try:
+        cfg.check()
+        return run(cfg, Path(root) / "cells").path
+    except Exception as err:  # one failed point is reported, not the end of the search
+        return f"error: {type(err).__name__}: {err}".splitlines()[0]
+
+
+def extend(dirs: list, out, rule: SearchRule, jobs: int = 2, log=print) -> int:
+    """Apply the rule to the records under `dirs` and `out` until no cell gets a new point (or max_rounds);
+    new records go to `out`/cells. Returns the number of runs trained. Resumable: a point whose record
+    exists is not trained again (cdyn_bench.run skips it)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from pathlib import Path
+
+    from cdyn_bench import report
+
+    out, trained, done = Path(out), 0, set()
+    for round_ in range(1, rule.max_rounds + 1):
+        df, problems = report.load([*map(Path, dirs), out])
+        for line in problems:
+            log(f"warning: {line}")
+        cell = cell_columns(df, report.config_columns(df), report.NOT_CELL_KEYS)
+        todo = [(path, point, str(out)) for path, point in extensions(df, cell, rule)]
+        todo = [job for job in todo if (job[0], tuple(sorted(job[1].items()))) not in done]
+        if not todo:
+            break
+        log(f"search round {round_}: {len(todo)} runs")
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for job, result in zip(todo, pool.map(train_one, todo)):
+                done.add((job[0], tuple(sorted(job[1].items()))))
+                trained += 1
+                name = result if result.startswith("error") else Path(result).parent.name
+                log(f"  {name} lr={job[1][LR]:g} cap={job[1][CAP]:.0f}")
+    return trained
