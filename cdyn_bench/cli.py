@@ -124,6 +124,9 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pool", action="append", default=[], type=Path, metavar="DIR",
                         help="records of the same cells from other folders (a longer cap, a search's new lrs): "
                              "they join the table only for cells the DIRs have (repeatable)")
+    parser.add_argument("--compare", metavar="KEY",
+                        help="per cell of the other keys, every pair of values of KEY: each arm's seeds, the difference, "
+                             "Welch's t and a bootstrap 95%% interval over seeds (compare.{csv,md})")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=V1,V2",
                         help="keep only the records whose config KEY has one of the values (repeatable), "
                              "e.g. --where model.mixer.phi=exp,identity")
@@ -171,7 +174,7 @@ def report_main(argv: list[str] | None = None) -> None:
     try:
         report = make_report(args.dirs, args.out or args.dirs[0] / "report", args.x, args.heat, args.wandb,
                              mad=args.mad_score, where=args.where, series=args.series,
-                             pool=[d for d in args.pool if d.exists()])
+                             pool=[d for d in args.pool if d.exists()], compare=args.compare)
     except ValueError as err:
         print(f"cdyn-report: error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -14,6 +14,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 DIVERGED_STYLE = {"marker": "x", "color": "red", "linestyle": "none", "markersize": 8}
+# A point whose cell rests on the search (cdyn_bench.search: lr at a grid edge or still learning at the cap).
+FLAGGED_STYLE = {"marker": "o", "markerfacecolor": "none", "markeredgecolor": "black", "linestyle": "none",
+                 "markersize": 13}
 # Marker and dash of a line, by its place past each run of the ten cycle colours.
 LINE_STYLES = ["o-", "s--", "^:", "D-."]
 
@@ -81,6 +84,10 @@ def accuracy_figure(records: pd.DataFrame, summary: pd.DataFrame, x: str, series
         ax.plot(x_positions(done[x], order), done[metric], ".", color=color, alpha=0.6)
         bad = runs[runs["status"] == "diverged"] if metric == "test_accuracy" else runs.iloc[:0]
         ax.plot(x_positions(bad[x], order), np.zeros(len(bad)), **DIVERGED_STYLE)
+        if "flagged" in rows:
+            ax.plot(xs[rows["flagged"].to_numpy(dtype=bool)], mean[rows["flagged"].to_numpy(dtype=bool)], **FLAGGED_STYLE)
+    if "flagged" in summary and summary["flagged"].any():
+        ax.plot([], [], label="search limit (lr edge / at cap)", **FLAGGED_STYLE)
     if metric == "test_accuracy" and (records["status"] == "diverged").any():
         ax.plot([], [], label="diverged run", **DIVERGED_STYLE)
     set_x_axis(ax, records[x], order, x)
@@ -101,14 +108,16 @@ def on_validation(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def heatmap_figure(summary: pd.DataFrame, rows: str, cols: str, title: str) -> Figure:
     """Mean test accuracy for each (rows, cols) pair, of the setting of the other keys best on validation;
-    'div' where all its seeds diverged."""
+    'div' where all its seeds diverged, '*' where the cell rests on the search (a `flagged` column)."""
     best = on_validation(summary, [rows, cols])
     acc = best["test_accuracy_mean"].unstack(cols)
     dead = (best["n_diverged"] == best["n"]).unstack(cols).fillna(False).astype(bool)
+    flagged = (best["flagged"] if "flagged" in best else best["n"] < 0).unstack(cols).fillna(False).astype(bool)
     fig, ax = plt.subplots(figsize=(1.2 * acc.shape[1] + 2.5, 0.6 * acc.shape[0] + 1.8), layout="constrained")
     image = ax.imshow(acc.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
     for (i, j), value in np.ndenumerate(acc.to_numpy(dtype=float)):
         text = "div" if dead.iat[i, j] else ("" if np.isnan(value) else f"{value:.2f}")
+        text += "*" if flagged.iat[i, j] else ""
         dark = dead.iat[i, j] or not value >= 0.6
         ax.text(j, i, text, ha="center", va="center", color="white" if dark else "black")
     ax.set_xticks(range(acc.shape[1]), [str(c) for c in acc.columns])
@@ -116,7 +125,8 @@ def heatmap_figure(summary: pd.DataFrame, rows: str, cols: str, title: str) -> F
     ax.set_xlabel(cols)
     ax.set_ylabel(rows)
     ax.set_title(fitted(title, fig), fontsize="medium")
-    fig.colorbar(image, ax=ax, label="test accuracy (mean over seeds)")
+    note = " (*: search limit)" if flagged.to_numpy().any() else ""
+    fig.colorbar(image, ax=ax, label=f"test accuracy (mean over seeds){note}")
     return fig
 
 

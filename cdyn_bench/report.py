@@ -170,12 +170,22 @@ def build(df: pd.DataFrame, rule: search.SearchRule | None = None) -> tuple[pd.D
 
     A cell's step cap is part of its search, not of the cell: each (cell, lr) is judged at the longest cap
     tried for it, and the table carries the search flags of cdyn_bench.search (lr_edge, at_cap, ...)."""
-    cell = [k for k in cell_keys(df) if k not in search.SEARCH_KEYS]
-    over = [k for k in OVER if k in swept_keys(df)]
-    df = search.longest_cap(df, cell + [k for k in over if k != search.LR])
+    cell, over = judged_keys(df)
+    df = at_longest_caps(df)
     summary = aggregate(select_best(df, cell, over), cell + over)
     flagged = search_flags(df, cell, over, rule or search.SearchRule())
     return table(summary.merge(flagged, on=cell, how="left"), cell + over), cell, over
+
+
+def judged_keys(df: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(the cell keys without the search's own keys, the swept OVER keys)."""
+    return [k for k in cell_keys(df) if k not in search.SEARCH_KEYS], [k for k in OVER if k in swept_keys(df)]
+
+
+def at_longest_caps(df: pd.DataFrame) -> pd.DataFrame:
+    """The records at the longest step cap tried for each cell and tuned setting (search.longest_cap)."""
+    cell, over = judged_keys(df)
+    return search.longest_cap(df, cell + [k for k in over if k != search.LR]).reset_index(drop=True)
 
 
 def search_flags(df: pd.DataFrame, cell: list[str], over: list[str], rule: search.SearchRule) -> pd.DataFrame:
@@ -217,6 +227,20 @@ def write_mad_score(tab: pd.DataFrame, out: Path) -> list[Path]:
     scores.to_csv(out / "mad_score.csv", index=False)
     (out / "mad_score.md").write_text(scores.round(4).to_markdown(index=False) + "\n")
     return [out / "mad_score.csv", out / "mad_score.md"]
+
+
+def write_comparison(df: pd.DataFrame, cell: list[str], over: list[str], arm: str, out: Path) -> list[Path]:
+    """compare.csv and compare.md: stats.compare of the test accuracy at each cell's chosen setting."""
+    from cdyn_bench.stats import compare
+
+    keys = [k for k in varying(df, cell) if k != arm]
+    pairs = compare(scored(select_best(df, cell, over)), arm, keys)
+    pairs.to_csv(out / "compare.csv", index=False)
+    shown = pairs.assign(**{c: pairs[c].map(lambda v: f"{v:.4f}") for c in
+                            ("mean_a", "mean_b", "difference", "ci_low", "ci_high")},
+                         welch_t=pairs["welch_t"].map(lambda v: f"{v:.2f}"), dof=pairs["dof"].map(lambda v: f"{v:.1f}"))
+    (out / "compare.md").write_text(shown.to_markdown(index=False) + "\n")
+    return [out / "compare.csv", out / "compare.md"]
 
 
 def significant(value: float) -> str:
@@ -323,9 +347,17 @@ def with_condition(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def figure_data(df: pd.DataFrame, cell: list[str], over: list[str],
                 keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(runs, per-group summary) for a figure over `keys`: all runs when a key is tuned, else the best."""
+    """(runs, per-group summary) for a figure over `keys`: all runs when a key is tuned, else the best; the
+    summary's `flagged` says whether a cell of the group rests on the search (search_flags)."""
     runs = df if set(keys) & set(over) else select_best(df, cell, over)
-    return runs, aggregate(runs, list(dict.fromkeys(cell + over + keys)))
+    summary = aggregate(runs, list(dict.fromkeys(cell + over + keys)))
+    flagged = search_flags(df, cell, over, search.SearchRule())
+    flagged["flagged"] = flagged["lr_edge"] | flagged["at_cap"]
+    shared = [k for k in cell if k in summary.columns]
+    if not shared:
+        return runs, summary.assign(flagged=bool(flagged["flagged"].any()))
+    any_flag = flagged.groupby(shared, dropna=False)["flagged"].any().reset_index()
+    return runs, summary.merge(any_flag, on=shared, how="left").assign(flagged=lambda d: d["flagged"].fillna(False).astype(bool))
 
 
 # The names of the figures write_figures draws.
@@ -469,7 +501,7 @@ class Report:
 
 def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[str] | None = None,
                 wandb: str | None = None, mad: bool = False, where: list[str] = (),
-                series: list[str] | None = None, pool: list[Path] = ()) -> Report:
+                series: list[str] | None = None, pool: list[Path] = (), compare: str | None = None) -> Report:
     """Load the records under `dirs` (and those under `pool` of the same cells; see `pooled`), keep those
     matching every `where` condition, write the table and figures under `out`; ValueError if none load."""
     df, problems = load(dirs)
@@ -482,12 +514,15 @@ def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[st
     df = select_where(df, list(where))
     problems += mixed_versions(df)
     check_keys(df, [x] if x else [], RUN_AXES)
-    check_keys(df, [*(heat or []), *(series or [])])
+    check_keys(df, [*(heat or []), *(series or []), *([compare] if compare else [])])
+    df = at_longest_caps(df)
     tab, cell, over = build(df)
     problems += flag_warning(tab, cell + over)
     files = write_tables(tab, cell + over, out) + write_figures(df, cell, over, out, x, heat, series, list(where))
     if mad:
         files += write_mad_score(tab, out)
+    if compare:
+        files += write_comparison(df, cell, over, compare, out)
     if wandb:
         groups = df["sweep_name"].unique()
         log_to_wandb(tab, files, groups[0] if len(groups) == 1 else None, wandb, out)
