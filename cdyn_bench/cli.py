@@ -180,6 +180,8 @@ def report_main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     for line in report.problems:
         print(f"warning: {line}", file=sys.stderr)
+    for line in report.search:
+        print(f"search: {line}", file=sys.stderr)
     print(markdown(report.table, report.keys))
     if report.mad is not None:
         print("\nMAD score\n" + report.mad.round(4).to_markdown(index=False))

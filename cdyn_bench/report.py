@@ -284,7 +284,7 @@ def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
         shown["noise mass, last layer"] = tab["noise_mass_last_layer_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["search"] = [flag_text(row) or "-" for _, row in tab.iterrows()]
     shown["lr grid"] = tab["lr_grid"]
-    shown["cap"] = tab["cap"].map("{:.0f}".format)
+    shown["cap"] = tab["cap"].map(lambda v: "-" if pd.isna(v) else f"{v:.0f}")
     shown["steps to 0.99"] = [("-" if pd.isna(m) else f"{m:.0f}") + f" ({r}/{n})"
                               for m, r, n in zip(tab["steps_to_target_median"], tab["n_reached"], tab["n"])]
     shown["state size"] = tab["state_size"].map("{:,}".format)
@@ -497,6 +497,7 @@ class Report:
     files: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     mad: pd.DataFrame | None = None
+    search: list[str] = field(default_factory=list)  # the cells that rest on the search (flag_warning)
 
 
 def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[str] | None = None,
@@ -517,7 +518,6 @@ def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[st
     check_keys(df, [*(heat or []), *(series or []), *([compare] if compare else [])])
     df = at_longest_caps(df)
     tab, cell, over = build(df)
-    problems += flag_warning(tab, cell + over)
     files = write_tables(tab, cell + over, out) + write_figures(df, cell, over, out, x, heat, series, list(where))
     if mad:
         files += write_mad_score(tab, out)
@@ -526,7 +526,7 @@ def make_report(dirs: list[Path], out: Path, x: str | None = None, heat: list[st
     if wandb:
         groups = df["sweep_name"].unique()
         log_to_wandb(tab, files, groups[0] if len(groups) == 1 else None, wandb, out)
-    return Report(tab, cell + over, files, problems, mad_score(tab) if mad else None)
+    return Report(tab, cell + over, files, problems, mad_score(tab) if mad else None, flag_warning(tab, cell + over))
 
 
 def principles_table(dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -76,10 +76,18 @@ class SearchRule:
                 raise ConfigError(f"search.{key}={getattr(self, key)}: must be >= 0")
 
 
+# The 1-3-10 ladder of the experiments' lr grids (1e-3, 3e-3, ...), which a factor of 3 steps along.
+LADDER = sorted(m * 10.0 ** e for e in range(-8, 2) for m in (1, 3))
+
+
 def next_lr(lr: float, up: bool, rule: SearchRule) -> float | None:
-    """The next learning rate past `lr` (x or / lr_factor, to 2 significant digits), None past the bounds."""
-    value = lr * rule.lr_factor if up else lr / rule.lr_factor
-    value = float(f"{value:.1g}") if abs(math.log10(rule.lr_factor) - 0.5) < 0.03 else float(f"{value:.2g}")
+    """The next learning rate past `lr`, None past [lr_min, lr_max]. With lr_factor 3 (about sqrt(10)) the
+    next rung of LADDER at least 1.5x away (3e-3 -> 1e-2 -> 3e-2); other factors multiply, to 2 digits."""
+    if abs(math.log10(rule.lr_factor) - 0.5) < 0.03:
+        rungs = [v for v in LADDER if v > 1.5 * lr] if up else [v for v in LADDER if v < lr / 1.5]
+        value = float(f"{(rungs[0] if up else rungs[-1]):.1g}")
+    else:
+        value = float(f"{lr * rule.lr_factor if up else lr / rule.lr_factor:.2g}")
     tolerance = 1e-9 * rule.lr_max
     return value if rule.lr_min - tolerance <= value <= rule.lr_max + tolerance else None
 
@@ -96,11 +104,12 @@ def history_of(row: pd.Series) -> list[dict]:
 
 def still_learning(row: pd.Series, rule: SearchRule) -> bool:
     """A seed that ran to its cap without diverging or early-stopping, its validation accuracy still rising."""
-    if row["status"] != "completed" or row["steps"] < row[CAP]:
+    if row["status"] != "completed" or not row.get(CAP, math.nan) <= row["steps"]:
         return False
     vals = [h.get("val_accuracy") for h in history_of(row)]
     vals = [v for v in vals if v is not None and not math.isnan(v)]
-    return len(vals) >= 2 and vals[-1] < row["train.target_accuracy"] and vals[-1] - vals[-2] > rule.rising
+    stopped_early = vals[-1] >= row.get("train.target_accuracy", math.inf) if vals else False
+    return len(vals) >= 2 and not stopped_early and vals[-1] - vals[-2] > rule.rising
 
 
 def first_step(row: pd.Series, target: float) -> float:
@@ -114,15 +123,17 @@ def first_step(row: pd.Series, target: float) -> float:
 
 
 def longest_cap(df: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
-    """Per cell and lr, only the records at the longest step cap tried for that lr."""
-    keys = cell + [LR]
-    longest = df.groupby(keys, dropna=False)[CAP].transform("max")
-    return df[df[CAP] == longest]
+    """Per cell and lr, only the records at the longest step cap tried for that lr (all where no cap is known)."""
+    if CAP not in df or LR not in df:
+        return df
+    longest = df.groupby(cell + [LR], dropna=False)[CAP].transform("max")
+    return df[(df[CAP] == longest) | longest.isna()]
 
 
 def lr_means(runs: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
     """Per cell and lr: the mean validation accuracy over seeds (diverged = 0) and the cap it was judged at."""
     val = runs["val_accuracy"].where(runs["status"] == "completed", 0.0).fillna(0.0)
+    runs = runs.assign(**{CAP: runs.get(CAP, math.nan), LR: runs.get(LR, math.nan)})
     return (runs.assign(val_scored=val).groupby(cell + [LR], dropna=False)
             .agg(val=("val_scored", "mean"), cap=(CAP, "max")).reset_index())
 
@@ -132,9 +143,9 @@ def judge_cell(lrs: pd.DataFrame, runs: pd.DataFrame, rule: SearchRule) -> dict:
     lrs = lrs.sort_values(LR)
     best = lrs.loc[lrs["val"].idxmax()]
     grid, at = list(lrs[LR]), grid_index(lrs, best)
-    best_runs = runs[runs[LR] == best[LR]]
+    best_runs = runs[same(runs.get(LR, runs["seed"] * math.nan), best[LR])]
     reached = best_runs.apply(first_step, axis=1, target=rule.target).astype(float)
-    out = {"best_lr": best[LR], "best_val": best["val"], "cap": int(best["cap"]), "lr_grid": "/".join(f"{v:g}" for v in grid),
+    out = {"best_lr": best[LR], "best_val": best["val"], "cap": best["cap"], "lr_grid": "/".join(f"{v:g}" for v in grid),
            "steps_to_target_median": float(reached.median()) if reached.notna().any() else math.nan,
            "n_reached": int(reached.notna().sum()), "lr_edge": False, "at_cap": False, "edge_side": None}
     if best["val"] >= rule.target:
@@ -182,7 +193,7 @@ def limit(row: dict, rule: SearchRule) -> str:
         sides = {"up": [True], "down": [False], "both": [True, False]}[row["edge_side"]]
         if all(next_lr(row["best_lr"], up, rule) is None for up in sides):
             hit.append(f"lr bound [{rule.lr_min:g}, {rule.lr_max:g}]")
-    if row["at_cap"] and row["cap"] * rule.cap_factor > rule.max_steps_ceiling:
+    if row["at_cap"] and not row["cap"] * rule.cap_factor <= rule.max_steps_ceiling:
         hit.append(f"step ceiling {rule.max_steps_ceiling}")
     return "; ".join(hit)
 
@@ -194,7 +205,7 @@ def next_points(row: dict, rule: SearchRule) -> list[dict[str, float]]:
         sides = {"up": [True], "down": [False], "both": [True, False]}[row["edge_side"]]
         points += [{LR: lr, CAP: row["cap"]} for up in sides if (lr := next_lr(row["best_lr"], up, rule)) is not None]
     if row["at_cap"] and row["cap"] * rule.cap_factor <= rule.max_steps_ceiling:
-        points.append({LR: row["best_lr"], CAP: row["cap"] * rule.cap_factor})
+        points.append({LR: row["best_lr"], CAP: int(row["cap"]) * rule.cap_factor})
     return points
 
 
