@@ -107,18 +107,58 @@ def size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+# The keys whose size an estimate can blame, each with a size usual for this tool's runs (a CPU-scale
+# preset at most): the key furthest beyond its usual size among those that drive the estimate is named.
+USUAL = {"train.batch_size": 64, "train.eval_batch_size": 256, "task.seq_len": 256, "task.vocab_size": 8192,
+         "task.num_train": 12_800, "model.n_layers": 4, "model.d_model": 256}
+HALVABLE = tuple(USUAL)
+# A key drives the estimate when halving it saves at least this share of the total.
+DRIVES = 0.3
+
+
+def total_with_half(cfg: RunConfig, key: str, seq_len: int, vocab_size: int) -> float:
+    """The estimate's total with `key` halved (the others as they are)."""
+    import copy
+
+    if key == "task.seq_len":
+        seq_len = max(1, seq_len // 2)
+    elif key == "task.vocab_size":
+        vocab_size = max(1, vocab_size // 2)
+    else:
+        cfg = copy.deepcopy(cfg)
+        *parents, leaf = key.split(".")
+        node = cfg.lookup(".".join(parents))
+        setattr(node, leaf, max(1 if leaf != "num_train" else 0, getattr(node, leaf) // 2))
+    return sum(p.bytes for p in estimate(cfg, seq_len, vocab_size))
+
+
+def culprit(cfg: RunConfig, seq_len: int, vocab_size: int) -> str:
+    """The key that made the run too big: of those whose halving saves DRIVES of the estimate, the one
+    furthest beyond its USUAL size (the largest saving when none is)."""
+    total = sum(p.bytes for p in estimate(cfg, seq_len, vocab_size))
+    saves = {key: total - total_with_half(cfg, key, seq_len, vocab_size) for key in HALVABLE}
+    values = {key: key_value(cfg, key, seq_len, vocab_size) for key in HALVABLE}
+    driving = [key for key in HALVABLE if saves[key] >= DRIVES * total]
+    return max(driving or HALVABLE, key=lambda key: (values[key] / USUAL[key] if driving else saves[key]))
+
+
+def key_value(cfg: RunConfig, key: str, seq_len: int, vocab_size: int) -> int:
+    return {"task.seq_len": seq_len, "task.vocab_size": vocab_size}.get(key) or cfg.lookup(key)
+
+
 def check_memory(cfg: RunConfig, seq_len: int, vocab_size: int, available: int | None = None,
                  where: str = "this machine") -> None:
-    """ConfigError naming the key of the largest part when the estimate exceeds `available` bytes."""
+    """ConfigError naming the key that made the run too big (`culprit`) when the estimate exceeds `available` bytes."""
     parts = estimate(cfg, seq_len, vocab_size)
     total = sum(p.bytes for p in parts)
     available = available_memory() if available is None else available
     if total <= available:
         return
-    key = parts[0].key
-    value = seq_len if key == "task.seq_len" else cfg.lookup(key)
+    key = culprit(cfg, seq_len, vocab_size)
+    value = key_value(cfg, key, seq_len, vocab_size)
+    share = total - total_with_half(cfg, key, seq_len, vocab_size)
     raise ConfigError(
-        f"{key}={value}: the run needs about {size(total)} ({size(parts[0].bytes)} of it from {key}), "
+        f"{key}={value}: the run needs about {size(total)} (halving {key} would save {size(share)}), "
         f"{where} has {size(available)} available. Lower {key}"
         + (" or train.batch_size" if key == "task.seq_len" else "")
         + (" or use model.mixer.form=chunked" if key == "task.seq_len" and cfg.model.mixer.phi == "identity"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,9 @@ def job_config(config: DictConfig, overrides: list[str]) -> tuple[DictConfig, Di
     return job, hydra_node.launcher
 
 
-def plan_sweep(config: DictConfig) -> Manifest:
-    """Every planned cell with the directory its record will have; ConfigError on a bad value."""
+def plan_sweep(config: DictConfig) -> tuple[Manifest, list[str]]:
+    """(every planned cell with the directory its record will have, the cells' notes: TrainConfig.notes);
+    ConfigError on a bad value."""
     from cdyn_bench.cli import job_run_config
 
     sweep_dir = Path(config.hydra.sweep.dir)
@@ -46,9 +48,24 @@ def plan_sweep(config: DictConfig) -> Manifest:
                         list(config.hydra.overrides.task))
     jobs = job_overrides(config)
     if jobs is not None:
-        configs = [job_run_config(*job_config(config, overrides)) for overrides in jobs]
+        configs = [job_run_config(*job_config(config, overrides), overrides) for overrides in jobs]
         manifest.planned = [plan_cell(i, o, c) for i, (o, c) in enumerate(zip(jobs, configs))]
-    return manifest
+        return manifest, list(dict.fromkeys(line for c in configs for line in c.train.notes()))
+    return manifest, []
+
+
+def check_unnamed(config: DictConfig, manifest: Manifest) -> None:
+    """Refuse an unnamed sweep (sweep_name left at its default) whose folder holds another sweep's manifest:
+    it would overwrite that sweep's plan. The same command again (a resume) is fine."""
+    from cdyn_bench.config import RunConfig
+    from cdyn_bench.registry import ConfigError, shown
+    from cdyn_bench.sweep import read_manifest
+
+    default = RunConfig.__dataclass_fields__["sweep_name"].default
+    earlier = read_manifest(Path(manifest.sweep_dir))
+    if OmegaConf.select(config, "sweep_name") == default and earlier and earlier.overrides != manifest.overrides:
+        raise ConfigError(f"sweep_name={default!r} (the default): {manifest.sweep_dir} holds another sweep "
+                          f"(overrides {shown(' '.join(earlier.overrides))}); name this one, e.g. sweep_name=my_sweep")
 
 
 class SweepCallback(Callback):
@@ -69,7 +86,10 @@ class SweepCallback(Callback):
         from cdyn_bench.progress import SweepProgress
 
         # A bad value exits 2 here, before any job runs (Hydra turns other exceptions into warnings).
-        manifest = _report_usage_errors(lambda: plan_sweep(config))
+        manifest, notes = _report_usage_errors(lambda: plan_sweep(config))
+        _report_usage_errors(lambda: check_unnamed(config, manifest))
+        for line in notes:
+            print(f"cdyn-run: note: {line}", file=sys.stderr)
         _report_usage_errors(lambda: write_manifest(manifest))
         if manifest.planned is not None:
             self.progress = SweepProgress(manifest, live=bool(OmegaConf.select(config, "progress"))).start()

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from cdyn_bench.atomic import WriteFault
 from cdyn_bench.registry import ConfigError
 from cdyn_bench.sweep import CELLS, THREAD_KEYS, available_cores, threads_per_job
 
@@ -32,20 +33,35 @@ USAGE_ERRORS = (ConfigError, HydraException, OmegaConfBaseException)
 
 def one_line(err: BaseException) -> str:
     """The error and its cause flattened to one line, without OmegaConf's type bookkeeping."""
+    if isinstance(err, OverrideParseException):
+        return unparsable(err.override)
     parts = [str(err)] + ([str(err.__cause__)] if err.__cause__ else [])
     lines = [ln.strip() for part in parts for ln in part.splitlines()]
     return "; ".join(ln for ln in lines if ln and not ln.startswith(_NOISE))
 
 
-def _report_usage_errors(func):
+def unparsable(override: str) -> str:
+    """One line for an override Hydra's grammar cannot read: which character, and how to pass it anyway."""
+    from cdyn_bench.registry import shown
+
+    odd = next((c for c in override if not (c.isascii() and c.isprintable())), None)
+    where = f"the character {odd!r} is outside the grammar" if odd else "it does not follow the grammar"
+    return (f"override {shown(override)} cannot be parsed: {where}; quote the value (key='...') or see "
+            "https://hydra.cc/docs/1.2/advanced/override_grammar/basic")
+
+
+def _report_usage_errors(func, prog: str = "cdyn-run"):
     """Config mistakes exit 2 with one line; bugs keep their traceback. Replaces Hydra's reporter."""
     try:
         return func()
     except USAGE_ERRORS as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"cdyn-run: error: {one_line(err)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
+    except WriteFault as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 def record_root(cfg: RunConfig) -> Path:
@@ -56,10 +72,11 @@ def record_root(cfg: RunConfig) -> Path:
     return Path(cfg.out_dir) / "runs"
 
 
-def job_run_config(cfg: DictConfig, launcher: DictConfig) -> RunConfig:
+def job_run_config(cfg: DictConfig, launcher: DictConfig, overrides: list[str] = ()) -> RunConfig:
     """The checked RunConfig of one job; train.num_threads=0 becomes the launcher's share of the cores."""
-    from cdyn_bench.config import to_run_config
+    from cdyn_bench.config import check_bool_overrides, to_run_config
 
+    check_bool_overrides(list(overrides))
     run_cfg = to_run_config(cfg)
     if run_cfg.train.num_threads == 0:
         sizes = {key: OmegaConf.select(launcher, key) for key in THREAD_KEYS}
@@ -72,7 +89,7 @@ def _run_app(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     # SystemExit passes through Hydra's job runner, so bad values exit 2 from inside the job too,
     # before torch is imported.
-    run_cfg = _report_usage_errors(lambda: job_run_config(cfg, hydra_cfg.launcher))
+    run_cfg = _report_usage_errors(lambda: job_run_config(cfg, hydra_cfg.launcher, hydra_cfg.overrides.task))
     from cdyn_bench.display import print_summary
     from cdyn_bench.run import run
 
@@ -80,6 +97,8 @@ def _run_app(cfg: DictConfig) -> None:
         # The sweep's progress (cdyn_bench.callbacks) replaces the per-run line and summary.
         _report_usage_errors(lambda: run(dataclasses.replace(run_cfg, progress=False), record_root(run_cfg)))
     else:
+        for line in run_cfg.train.notes():
+            print(f"cdyn-run: note: {line}", file=sys.stderr)
         print_summary(_report_usage_errors(lambda: run(run_cfg, record_root(run_cfg))))
 
 
@@ -149,6 +168,14 @@ def report_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_error(err: Exception) -> str:
+    """One line for a report that could not be made: a bad input, or a file the system would not write."""
+    if isinstance(err, OSError):
+        return (f"{err.filename or 'the report'}: cannot write ({err.strerror or err}); the run records are untouched; "
+                "make room or choose another --out")
+    return str(err)
+
+
 def report_main(argv: list[str] | None = None) -> None:
     """`cdyn-report DIR... [--out DIR] [--where KEY=V,..] [--wandb]`: one warning line per bad record, the table,
     the files."""
@@ -158,14 +185,16 @@ def report_main(argv: list[str] | None = None) -> None:
     for d in args.dirs:
         if not d.exists():
             report_parser().error(f"{d}: no such file or directory")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        report_parser().error(f"--out {args.out}: a file, not a folder; name a folder for the tables and figures")
     view = next((name for name in VIEWS if getattr(args, name)), None)
     if view is not None:
         module, function = VIEWS[view]
         write = getattr(importlib.import_module(module), function)
         try:
             table, files = write(args.dirs, args.out or args.dirs[0] / "report")
-        except ValueError as err:
-            print(f"cdyn-report: error: {err}", file=sys.stderr)
+        except (ValueError, OSError) as err:
+            print(f"cdyn-report: error: {report_error(err)}", file=sys.stderr)
             sys.exit(1)
         if table is not None:
             print(table.to_markdown(index=False))
@@ -175,8 +204,8 @@ def report_main(argv: list[str] | None = None) -> None:
         report = make_report(args.dirs, args.out or args.dirs[0] / "report", args.x, args.heat, args.wandb,
                              mad=args.mad_score, where=args.where, series=args.series,
                              pool=[d for d in args.pool if d.exists()], compare=args.compare)
-    except ValueError as err:
-        print(f"cdyn-report: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:
+        print(f"cdyn-report: error: {report_error(err)}", file=sys.stderr)
         sys.exit(1)
     for line in report.problems:
         print(f"warning: {line}", file=sys.stderr)
@@ -197,5 +226,8 @@ def explain_main(argv: list[str] | None = None) -> None:
     if "--help" in args or "-h" in args:
         print("usage: cdyn-explain [KEY=VALUE ...]   (the overrides of cdyn-run; prints the principle card)")
         return
-    cfg = _report_usage_errors(lambda: compose(*args))
+    from cdyn_bench.help import check_groups
+
+    _report_usage_errors(lambda: check_groups([a for a in args if not a.startswith("-")]), "cdyn-explain")
+    cfg = _report_usage_errors(lambda: compose(*args), "cdyn-explain")
     print(card_text(cfg))

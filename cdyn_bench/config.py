@@ -16,7 +16,7 @@ from typing import Any
 
 from cdyn_bench.choices import BLOCK_NORMS, DECAY_RULES, DEVICES, POS_EMBS, WANDB_MODES
 from cdyn_bench.mixer.config import MixerConfig
-from cdyn_bench.registry import ConfigError, check_choice, did_you_mean
+from cdyn_bench.registry import ConfigError, check_choice, did_you_mean, shown
 from cdyn_bench.search import SearchRule
 from cdyn_bench.task_config import TaskConfig, task_config
 
@@ -119,6 +119,14 @@ class TrainConfig:
                 f"train.target_accuracy={self.target_accuracy}: must be in (0, 1], or > 1 to never stop early"
             )
 
+    def notes(self) -> list[str]:
+        """What a legal but surprising setting does, one line each (printed before the run)."""
+        if self.warmup_steps >= self.max_steps:
+            return [f"train.warmup_steps={self.warmup_steps} >= train.max_steps={self.max_steps}: the lr rises linearly "
+                    f"for the whole run and ends at {self.max_steps / self.warmup_steps:.0%} of train.lr={self.lr:g}; "
+                    "the cosine never starts"]
+        return []
+
     def inactive(self) -> list[str]:
         off = ["weight_decay_on"] if self.weight_decay == 0 else []
         return off + (["patience", "plateau_delta"] if self.patience == 0 else [])
@@ -153,7 +161,8 @@ class RunConfig:
             self.task = task_config(self.task)
         check_choice("device", self.device, DEVICES)
         check_choice("wandb", self.wandb, WANDB_MODES)
-        check_non_negative("seed", self.seed)
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed={self.seed}: must be an integer in [0, 2^63)")
         check_finite(self)
         check_paths(self.out_dir, self.sweep_name)
         check_reuse(self.reuse)
@@ -229,8 +238,20 @@ def check_paths(out_dir: str, sweep_name: str) -> None:
         raise ConfigError("out_dir='': must name a folder for the run records (default: outputs)")
     parts = PurePath(sweep_name).parts
     if not sweep_name.strip() or PurePath(sweep_name).is_absolute() or ".." in parts:
-        raise ConfigError(f"sweep_name={sweep_name!r}: must be a relative name inside out_dir/sweeps "
+        raise ConfigError(f"sweep_name={shown(sweep_name)}: must be a relative name inside out_dir/sweeps "
                           "(no '..', not absolute, not empty)")
+    for key, value in (("out_dir", out_dir), ("sweep_name", sweep_name)):
+        long = [part for part in PurePath(value).parts if len(part.encode()) > NAME_MAX]
+        if long:
+            raise ConfigError(f"{key}={shown(value)}: a folder name of {len(long[0].encode())} bytes; "
+                              f"the file system allows at most {NAME_MAX} per name")
+
+
+# The longest file or folder name (bytes) Linux file systems allow.
+NAME_MAX = 255
+
+
+
 
 
 def check_positions(seq_len: int, cfg: RunConfig) -> None:
@@ -264,6 +285,28 @@ def check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
             check_known_keys(child, schema_of, f"{prefix}{key}.")
 
 
+def bool_keys(schema: type = None, prefix: str = "") -> list[str]:
+    """The dotted keys of the schema whose type is bool (OmegaConf would also take 2 or 'yes' for them)."""
+    schema = schema or RunConfig
+    nested = {"ModelConfig": ModelConfig, "TrainConfig": TrainConfig, "MixerConfig": MixerConfig}
+    keys = []
+    for f in dataclasses.fields(schema):
+        if f.type == "bool":
+            keys.append(prefix + f.name)
+        elif f.type in nested:
+            keys += bool_keys(nested[f.type], f"{prefix}{f.name}.")
+    return keys
+
+
+def check_bool_overrides(overrides: list[str]) -> None:
+    """Refuse a boolean key set to anything but true or false on the command line (e.g. force=2)."""
+    booleans = set(bool_keys())
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if sep and key in booleans and any(v.strip().lower() not in ("true", "false") for v in value.split(",")):
+            raise ConfigError(f"{key}={shown(value)}: must be true or false")
+
+
 def register_schema() -> None:
     """Register RunConfig as the schema `conf/config.yaml` composes onto (types checked by OmegaConf)."""
     from hydra.core.config_store import ConfigStore
@@ -289,6 +332,7 @@ def compose(*overrides: str) -> RunConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
+    check_bool_overrides(list(overrides))
     register_schema()
     with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):
         return to_run_config(hydra_compose(config_name="config", overrides=list(overrides)))

@@ -132,7 +132,7 @@ def heatmap_figure(summary: pd.DataFrame, rows: str, cols: str, title: str) -> F
 
 def curves_figure(records: pd.DataFrame, series: list[str], title: str) -> Figure:
     """Training loss and validation accuracy against step from each run's history, one colour per series,
-    one thin line per seed; a red cross where a run diverged."""
+    one thin line per seed (a dot for a run evaluated once); a red cross where a run diverged."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     groups = records.groupby(series, sort=True) if series else [((), records)]
     for i, (_, runs) in enumerate(groups):
@@ -142,6 +142,8 @@ def curves_figure(records: pd.DataFrame, series: list[str], title: str) -> Figur
                 continue
             name = label(runs.iloc[0], series) if j == 0 else None
             style = {"color": f"C{i % 10}", "lw": 1, "alpha": 0.8}
+            if len(history) == 1:  # a run with one evaluation is a point, not an invisible line
+                style["marker"] = "o"
             loss_ax.plot(history["step"], history["train_loss"], label=name, **style)
             acc_ax.plot(history["step"], history["val_accuracy"], **style)
             if run.status == "diverged":

@@ -57,10 +57,17 @@ class SweepProgress:
         return record.finished(self.manifest.record_dir(cell), cell.config_hash)
 
     def start(self) -> SweepProgress:
+        redo = []
         for cell in self.cells:
             done = None if cell.force else self.finished_record(cell)
             if done is not None:
                 self._count(cell, done, skipped=True)
+            elif not cell.force and (self.manifest.record_dir(cell) / record.RESULT).exists():
+                redo.append(Path(cell.run_dir).name)
+        if redo:
+            named = ", ".join(redo[:3]) + (f" and {len(redo) - 3} more" if len(redo) > 3 else "")
+            console.print(f"sweep {self.name}: {len(redo)} damaged or stale records (another numerics version or "
+                          f"config) are run again: {named}")
         self.started = time.monotonic()
         self.bar.start()
         self._refresh()

@@ -127,8 +127,12 @@ def read_result(path: Path) -> RunResult:
     except (OSError, ValueError, TypeError) as err:
         raise ValueError(f"{path}: not a valid run record ({type(err).__name__}: {err})".splitlines()[0]) from None
     shapes = {"config": dict, "metrics": dict, "history": list}
-    if not all(isinstance(getattr(result, k), kind) for k, kind in shapes.items()):
-        raise ValueError(f"{path}: not a valid run record (config, metrics or history of the wrong type)")
+    wrong = [k for k, kind in shapes.items() if not isinstance(getattr(result, k), kind)]
+    wrong += ["history"] if not wrong and not all(isinstance(row, dict) and number(row.get("step", 0))
+                                                 for row in result.history) else []
+    wrong += ["divergence"] if not isinstance(result.divergence, (dict, type(None))) else []
+    if wrong:
+        raise ValueError(f"{path}: not a valid run record ({wrong[0]} of the wrong type or shape)")
     bad = [k for k, v in result.metrics.items() if not number(v)]
     if bad:
         raise ValueError(f"{path}: not a valid run record (metric {bad[0]}={result.metrics[bad[0]]!r} is not a number)")

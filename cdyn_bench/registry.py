@@ -19,12 +19,18 @@ def did_you_mean(name: object, allowed: Iterable[str]) -> str:
     return f" Did you mean {close[0]}?" if close else ""
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters with its full length said, for error lines."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def check_choice(key: str, value: object, allowed: Iterable[str]) -> None:
     """Raise ConfigError unless `value` is exactly one of `allowed`."""
     allowed = list(allowed)
     if value not in allowed:
         raise ConfigError(
-            f"{key}={value!r} is not allowed.{did_you_mean(value, allowed)} Allowed: {', '.join(allowed)}"
+            f"{key}={shown(value)} is not allowed.{did_you_mean(value, allowed)} Allowed: {', '.join(allowed)}"
         )
 
 

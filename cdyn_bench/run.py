@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import time
 from pathlib import Path
@@ -91,6 +92,15 @@ def copy_reusable(cfg: RunConfig, config: dict, root: Path, directory: Path, dig
     return dataclasses.replace(copy, skipped=True)
 
 
+def test_metrics(test: dict[str, float], status: str) -> dict[str, float]:
+    """The test accuracies; a diverged run has none (null: tables count it 0) and keeps the last finite
+    model's as test_accuracy_before_divergence, so the raw record cannot be read as a success."""
+    if status == "diverged":
+        return {"test_accuracy": math.nan, "test_macro_accuracy": math.nan,
+                "test_accuracy_before_divergence": test["accuracy"]}
+    return {"test_accuracy": test["accuracy"], "test_macro_accuracy": test["macro_accuracy"]}
+
+
 def run(cfg: RunConfig, root: Path) -> RunResult:
     """Train and evaluate one checked config under `root`, or return its finished record when it exists.
 
@@ -129,7 +139,7 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
     last = outcome.history[-1] if outcome.history else {}
     result = RunResult(
         config=config, config_hash=digest, status=outcome.status, seed=cfg.seed,
-        metrics={"test_accuracy": test["accuracy"], "test_macro_accuracy": test["macro_accuracy"],
+        metrics={**test_metrics(test, outcome.status),
                  **{k: test[k] for k in ("noise_mass", "noise_mass_last_layer") if k in test},
                  "val_accuracy": last.get("val_accuracy", float("nan")),
                  "train_loss": last.get("train_loss", float("nan"))},
