@@ -88,7 +88,7 @@ def pooled(df: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
         return df
     both = pd.concat([df, extra], ignore_index=True)
     keys = [c for c in config_columns(both) if c not in NOT_CELL_KEYS + search.SEARCH_KEYS]
-    ids = both[keys].astype(str).agg("|".join, axis=1)
+    ids = search.cell_ids(both, keys)
     keep = ids.iloc[len(df):].isin(set(ids.iloc[:len(df)])).to_numpy()
     return pd.concat([df, extra[keep]], ignore_index=True).drop_duplicates("config_hash", ignore_index=True)
 

@@ -179,6 +179,11 @@ def flags(df: pd.DataFrame, cell: list[str], rule: SearchRule) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def cell_ids(df: pd.DataFrame, cell: list[str]) -> pd.Series:
+    """One text per row naming its cell (the `cell` keys' values, NaN as 'nan'), for matching across frames."""
+    return df[cell].apply(lambda column: column.map(str)).agg("|".join, axis=1)
+
+
 def same(column: pd.Series, value) -> pd.Series:
     """Elementwise equality that treats NaN as equal to NaN (a key absent from older records)."""
     if isinstance(value, float) and math.isnan(value):
@@ -288,3 +293,15 @@ def extend(dirs: list, out, rule: SearchRule, jobs: int = 2, log=print) -> int:
                 name = result if result.startswith("error") else Path(result).parent.name
                 log(f"  {name} lr={job[1][LR]:g} cap={job[1][CAP]:.0f}")
     return trained
+
+
+def status(df: pd.DataFrame, cell: list[str], rule: SearchRule, folder_of: str = "sweep_name") -> pd.DataFrame:
+    """One row per cell below rule.target pooled over folders: its flags, the bound hit, the folders holding it."""
+    table = flags(df, cell, rule)
+    table = table[table["best_val"] < rule.target].copy()
+    table["limit"] = [limit(row, rule) for row in table.to_dict("records")]
+    if folder_of in df:
+        keys = cell_ids(df, cell)
+        folders = df.groupby(keys)[folder_of].agg(lambda s: ",".join(sorted(set(map(str, s)))))
+        table["folders"] = cell_ids(table, cell).map(folders)
+    return table.reset_index(drop=True)
