@@ -99,7 +99,9 @@ def _run_app(cfg: DictConfig) -> None:
     else:
         for line in run_cfg.train.notes():
             print(f"cdyn-run: note: {line}", file=sys.stderr)
-        print_summary(_report_usage_errors(lambda: run(run_cfg, record_root(run_cfg))))
+        result = _report_usage_errors(lambda: run(run_cfg, record_root(run_cfg)))
+        if result.status != "interrupted":  # an interrupted run said where its checkpoint is
+            print_summary(result)
 
 
 def run_main() -> None:

@@ -22,7 +22,7 @@ from cdyn_bench.task_config import TaskConfig, task_config
 
 # Keys that change where, how fast or how a run is reported, never what it computes.
 OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "reuse", "wandb", "progress", "search", "train.num_threads",
-                    "train.compile", "train.save_weights")
+                    "train.compile", "train.save_weights", "train.checkpoint_every")
 
 
 @dataclass
@@ -82,6 +82,9 @@ class TrainConfig:
     num_threads it changes results only at rounding level and is not part of a run's identity.
     save_weights: also write the model's weights at initialisation and after training beside the record
     (weights_init.pt, weights_final.pt; for spectra and coefficient maps); not part of the identity.
+    checkpoint_every: save the training state (cdyn_bench.checkpoint) every this many steps (0: only on SIGUSR2
+    or SIGTERM), so a rerun of a killed run resumes there with the same numbers; output-only, deleted with the
+    record's writing.
     patience: the plateau stop, after this many evaluations in a row without a validation accuracy above
     the best so far by plateau_delta (0 = never; cdyn_bench.search chooses it for extended searches).
     """
@@ -103,11 +106,13 @@ class TrainConfig:
     num_threads: int = 0
     compile: bool = False
     save_weights: bool = False
+    checkpoint_every: int = 500
 
     def check(self) -> None:
         for key in ("lr", "batch_size", "max_steps", "eval_every", "eval_batch_size"):
             check_positive(f"train.{key}", getattr(self, key))
-        for key in ("weight_decay", "warmup_steps", "grad_clip", "num_threads", "final_lr", "patience", "plateau_delta"):
+        for key in ("weight_decay", "warmup_steps", "grad_clip", "num_threads", "final_lr", "patience", "plateau_delta",
+                    "checkpoint_every"):
             check_non_negative(f"train.{key}", getattr(self, key))
         check_choice("train.weight_decay_on", self.weight_decay_on, DECAY_RULES)
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):

@@ -124,6 +124,16 @@ class TaskData:
         """How many test sequences occur in the training data so far (the fixed set, or all batches)."""
         return self.leak.count
 
+    def state_dict(self) -> dict:
+        """Where the training stream stands: its generators, the epoch order left, the leak count."""
+        return {"fresh": self.fresh.bit_generator.state, "shuffle": self.shuffle.bit_generator.state,
+                "order": self.order.copy(), "leak_unseen": dict(self.leak.unseen), "leak_count": self.leak.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.fresh.bit_generator.state, self.shuffle.bit_generator.state = state["fresh"], state["shuffle"]
+        self.order = state["order"]
+        self.leak.unseen, self.leak.count = Counter(state["leak_unseen"]), state["leak_count"]
+
     def train_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, loss targets) of one training batch."""
         if self.train is None:

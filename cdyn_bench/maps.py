@@ -86,6 +86,15 @@ def figure(maps: dict[str, list[np.ndarray]], roles: list[str], title: str, path
     plt.close(fig)
 
 
+def knobs(config: dict) -> str:
+    """'custom (A=fixed 1.05, phi=exp, eta=sum)': the model and the knobs the principles are about."""
+    m = config["model"]["mixer"]
+    a = f"{m['A']} {m['gamma']:g}" if m["A"] == "fixed" else m["A"]
+    noise = config["task"].get("frac_noise")
+    return (f"{config['model']['name']} (A={a}, phi={m['phi']}, eta={m['eta']}, lr {config['train']['lr']:g})"
+            + (f", frac_noise {noise:g}" if noise is not None else ""))
+
+
 def write_maps(dirs: list[Path], out: Path, example: int = 0) -> tuple[None, list[Path]]:
     """maps_<run>.png for every run under `dirs` that saved its weights (no table: None)."""
     paths = sorted({p for d in map(Path, dirs) for p in Path(d).rglob(RESULT) if (p.parent / WEIGHTS["trained"]).exists()})
@@ -96,7 +105,7 @@ def write_maps(dirs: list[Path], out: Path, example: int = 0) -> tuple[None, lis
     for path in paths:
         maps, roles, config = coefficient_maps(path, example)
         name = path.parent.name
-        title = f"{config['model']['name']} on {config['task']['name']}, test sequence {example} (rows: queries i)"
+        title = f"{knobs(config)} on {config['task']['name']}, test sequence {example} (rows: queries i)"
         figure(maps, roles, title, out / f"maps_{name}.png")
         files.append(out / f"maps_{name}.png")
     return None, files

@@ -13,6 +13,7 @@ import torch
 from cdyn_bench import NUMERICS_VERSION, record
 from cdyn_bench.atomic import write_atomic
 from cdyn_bench.budget import check_memory
+from cdyn_bench.checkpoint import CHECKPOINT, Checkpointer
 from cdyn_bench.config import RunConfig, vocab_size
 from cdyn_bench.data import TaskData, to_tensors
 from cdyn_bench.display import LiveDisplay, console
@@ -126,8 +127,15 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
     if cfg.train.save_weights:
         save_weights(model, directory / record.WEIGHTS["init"])
     monitor_base = {"config_hash": digest, "seed": cfg.seed}
-    with LiveDisplay(directory.name, cfg.train.max_steps, cfg.progress) as display:
-        outcome = train(model, data, cfg.train, device, Monitor(display, directory / record.PROGRESS, monitor_base))
+    saver = Checkpointer(directory / CHECKPOINT, cfg.train.checkpoint_every, f"{digest}/{NUMERICS_VERSION}")
+    with LiveDisplay(directory.name, cfg.train.max_steps, cfg.progress) as display, saver:
+        outcome = train(model, data, cfg.train, device, Monitor(display, directory / record.PROGRESS, monitor_base),
+                        saver)
+    if outcome.status == "interrupted":
+        console.print(f"interrupted by signal {saver.stop_requested} at step {outcome.steps}: training state saved to "
+                      f"{saver.path}; run the same command to resume")
+        return RunResult(config=config, config_hash=digest, status="interrupted", seed=cfg.seed, steps=outcome.steps,
+                         run_dir=directory.relative_to(root.parent).as_posix(), path=str(saver.path))
     if outcome.status == "diverged":
         at = outcome.divergence
         console.print(f"[bold red]diverged[/] at step {outcome.diverged_at}: non-finite loss or gradient "
@@ -157,5 +165,6 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
         save_weights(model, directory / record.WEIGHTS["trained"])
     record.write_result(result, directory)
     (directory / record.PROGRESS).unlink(missing_ok=True)
+    saver.remove()
     mirror_to_wandb(result, cfg.wandb, cfg.sweep_name, directory)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cdyn_bench.checkpoint import Checkpointer
 from cdyn_bench.config import TrainConfig
 from cdyn_bench.data import TaskData, to_tensors
 from cdyn_bench.metrics import accuracy
@@ -25,7 +27,7 @@ class Display(Protocol):
 
 @dataclass
 class TrainOutcome:
-    status: str  # "completed" or "diverged"
+    status: str  # "completed", "diverged" or "interrupted" (a stop signal; the checkpoint holds the state)
     steps: int
     history: list[dict] = field(default_factory=list)
     diverged_at: int | None = None
@@ -33,7 +35,7 @@ class TrainOutcome:
     tokens: int = 0
     grad_norm_max: float = 0.0
     divergence: dict | None = None
-    stopped: str = "cap"  # why training ended: cap, target, plateau or diverged
+    stopped: str = "cap"  # why training ended: cap, target, plateau, diverged or interrupted
 
 
 def schedule(cfg: TrainConfig):
@@ -113,8 +115,26 @@ def plateaued(history: list[dict], cfg: TrainConfig) -> bool:
     return max(vals[-cfg.patience:]) <= max(vals[:-cfg.patience]) + cfg.plateau_delta
 
 
+def training_state(model, optimizer, scheduler, data: TaskData, outcome: TrainOutcome, losses: list[float],
+                   window_grad_max: float, elapsed: float) -> dict:
+    """Everything the loop needs to continue exactly where it is (cdyn_bench.checkpoint)."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "data": data.state_dict(), "torch_rng": torch.get_rng_state(), "losses": list(losses),
+            "window_grad_max": window_grad_max, "outcome": dataclasses.asdict(outcome), "elapsed": elapsed}
+
+
+def restore(state: dict, model, optimizer, scheduler, data: TaskData) -> tuple[TrainOutcome, list[float], float, float]:
+    """Load a training_state; (the outcome so far, the loss window, its largest gradient norm, seconds trained)."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    data.load_state_dict(state["data"])
+    torch.set_rng_state(state["torch_rng"])
+    return TrainOutcome(**state["outcome"]), state["losses"], state["window_grad_max"], state["elapsed"]
+
+
 def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.device,
-          display: Display | None = None) -> TrainOutcome:
+          display: Display | None = None, checkpoint: Checkpointer | None = None) -> TrainOutcome:
     """Train until max_steps, a validation accuracy >= target_accuracy, a plateau (cfg.patience), or a non-finite loss.
 
     Every evaluation records, besides accuracy and loss, what would explain a divergence: the
@@ -122,18 +142,23 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
     |score_ij|, log eta_i and |log |lambda(A_t)|| on a few validation sequences
     (cdyn_bench.mixer.introspect.extremes). A divergence records the step, the loss, the gradient
     norm and the same extremes of the model that produced it (its weights before the failed update).
+
+    With a `checkpoint`, training resumes from its saved state (the numbers then equal an uninterrupted
+    run's), saves every checkpoint.every steps, and on a stop signal saves and returns status 'interrupted'.
     """
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
     outcome = TrainOutcome(status="completed", steps=0)
     losses: list[float] = []
-    window_grad_max = 0.0
+    window_grad_max, elapsed = 0.0, 0.0
     probe = to_tensors(data.val.inputs[:extremes_batch(model, data.val.inputs.shape[1])], device=device)[0]
-    start = time.perf_counter()
+    if checkpoint is not None and (state := checkpoint.load()) is not None:
+        outcome, losses, window_grad_max, elapsed = restore(state, model, optimizer, scheduler, data)
+    start = time.perf_counter() - elapsed
     model.train()
     # Compiled for the training steps only: evaluation batches have other shapes (each a recompile).
     forward = torch.compile(model) if cfg.compile else model
-    for step in range(1, cfg.max_steps + 1):
+    for step in range(outcome.steps + 1, cfg.max_steps + 1):
         inputs, targets = to_tensors(*data.train_batch(), device=device)
         loss = loss_on(forward, inputs, targets)
         optimizer.zero_grad(set_to_none=True)
@@ -167,5 +192,11 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
                 break
         elif display is not None and step % 10 == 0:
             display.update(step, losses[-1], None, outcome.tokens / (time.perf_counter() - start))
+        if checkpoint is not None and checkpoint.due(step) and step < cfg.max_steps:
+            checkpoint.save(training_state(model, optimizer, scheduler, data, outcome, losses, window_grad_max,
+                                           time.perf_counter() - start))
+            if checkpoint.stop_requested is not None:
+                outcome.status = outcome.stopped = "interrupted"
+                break
     outcome.train_seconds = time.perf_counter() - start
     return outcome

@@ -179,6 +179,10 @@ FINDINGS = {
         folder="principles",
         reuse={"depth": ["readout_selectivity", "position", "evolution_structure"]},
     ),
+    "coefficient_maps": Finding(
+        sweeps=[], reports=[Report([], ".", ["--maps"])], quick={}, folder="maps",
+        measure=["coefficient_maps.py", "--no-report"], measure_quick=["--quick"],
+    ),
     "spectra": Finding(
         sweeps=["spectra", "spectra_no_conv"],
         reports=[Report(["spectra", "spectra_no_conv"], "spectra", ["--spectra"]),
@@ -238,7 +242,7 @@ def run_search(name: str, root: Path, jobs: int) -> None:
 
 def make_report(report: Report, root: Path, pool: list[str] = ()) -> None:
     if not report.sweeps:  # a measurement's report reads the folder it measured into
-        if not any(root.glob("*.csv")):
+        if not any(root.glob("*.csv")) and not any(root.rglob("result.json")):
             print(f"skipped {root / report.out}: nothing measured in {root} yet")
             return
         sh(["cdyn-report", str(root), "--out", str(root / report.out), *report.options])

@@ -70,12 +70,13 @@ def test_every_option_of_a_cell_group_composes_with_its_experiment(group, experi
 def test_extended_sweeps_run_only_with_extended(monkeypatch, tmp_path, extended):
     ran, reported = [], []
     monkeypatch.setattr(reproduce, "run_sweep", lambda sweep, *args: ran.append(sweep))
-    monkeypatch.setattr(reproduce, "make_report", lambda report, root: reported.append(report.out))
+    monkeypatch.setattr(reproduce, "make_report", lambda report, root, pool=(): reported.append(report.out))
     monkeypatch.setattr(sys, "argv", ["reproduce.py", "unstable_evolution", "key_scaling", "--root", str(tmp_path),
                                       *(["--extended"] if extended else [])])
     reproduce.main()
-    budget = ["unstable_evolution", "unstable_evolution_boundaries", "key_scaling", "key_scaling_noisy_icr"]
-    assert ran == (budget[:2] + ["unstable_evolution_boundaries_identity"] + budget[2:] + ["key_scaling_long"]
+    budget = ["unstable_evolution", "unstable_evolution_boundaries", "unstable_evolution_length", "key_scaling",
+              "key_scaling_noisy_icr"]
+    assert ran == (budget[:3] + ["unstable_evolution_boundaries_identity"] + budget[3:] + ["key_scaling_long"]
                    if extended else budget)
     # The extended sweeps' reports are written either way (from committed records, where they exist).
     assert {"unstable_evolution/boundaries_identity", "key_scaling/long"} <= set(reported)
