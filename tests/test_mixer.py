@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from helpers import assert_close, run_fwd_bwd
+from helpers import assert_close, compose, run_fwd_bwd
 
 from cdyn_bench.mixer import FORMS, CoeffMixer, MixerConfig, coefficients, quadratic
 from cdyn_bench.mixer.scan import linear_scan
@@ -389,3 +389,21 @@ def test_chunk_weights_without_decays_are_exp_of_zero_log_weights_bit_for_bit(st
     assert torch.equal(input_weights(None, rho, stabilise), general)
     assert torch.equal(gate_transport(zeros.cumsum(-1), rho), general)
     assert torch.equal(input_weights(lw, rho, stabilise), general)
+
+
+def test_a_fixed_gamma_is_exact_in_float64_and_unchanged_in_float32():
+    import math
+
+    import torch
+
+    from cdyn_bench.mixer.gates import EvolutionParams
+
+    for overrides in (["model=retnet"], ["model=softmax", "model.mixer.A=fixed", "model.mixer.gamma=1.05"]):
+        cfg = compose(*overrides).model.mixer
+        params = EvolutionParams(cfg, 16, 8)
+        u, k = torch.zeros(1, 3, 16, dtype=torch.float64), torch.zeros(1, 3, cfg.n_heads, 8, dtype=torch.float64)
+        log_a = params.double()(u, k)[0].log_a[0, 0]
+        exact = [math.log(1 - 2.0 ** (-5 - h)) if cfg.gamma_heads == "retnet" else math.log(cfg.gamma)
+                 for h in range(cfg.n_heads)]
+        assert log_a.tolist() == exact
+        assert torch.equal(params.float()(u.float(), k.float())[0].log_a[0, 0], torch.tensor(exact).float())

@@ -44,10 +44,10 @@ def last_linear(proj: nn.Module) -> nn.Linear:
 
 
 def fixed_log_gamma(cfg: MixerConfig) -> Tensor:
-    """(H,) log gamma_h: one gamma for all heads, or RetNet's gamma_h = 1 - 2^(-5-h)."""
+    """(H,) log gamma_h in float64: one gamma for all heads, or RetNet's gamma_h = 1 - 2^(-5-h)."""
     if cfg.gamma_heads == "retnet":
-        return torch.log(1 - 2.0 ** (-5 - torch.arange(cfg.n_heads, dtype=torch.float64))).float()
-    return torch.full((cfg.n_heads,), math.log(cfg.gamma))
+        return torch.log(1 - 2.0 ** (-5 - torch.arange(cfg.n_heads, dtype=torch.float64)))
+    return torch.full((cfg.n_heads,), math.log(cfg.gamma), dtype=torch.float64)
 
 
 class SigmoidGate(nn.Module):
@@ -148,8 +148,10 @@ class EvolutionParams(nn.Module):
     def __init__(self, cfg: MixerConfig, d_model: int, n: int):
         super().__init__()
         self.kind, self.n_heads = cfg.A, cfg.n_heads
-        if cfg.A == "fixed":
-            self.register_buffer("log_gamma", fixed_log_gamma(cfg), persistent=False)
+        # Kept in float64 outside the module's buffers and cast to each input's dtype and device when used, so
+        # a float64 model computes gamma exactly (a float32 buffer cast up would carry float32 rounding).
+        self.log_gamma = fixed_log_gamma(cfg) if cfg.A == "fixed" else None
+        self._log_gamma_as: dict[tuple, Tensor] = {}
         self.gate = make_gate(cfg, d_model, n) if cfg.A in GATED else None
         needs_beta = cfg.A in HOUSEHOLDER or cfg.b == "beta_key"
         self.beta = nn.Linear(d_model, cfg.n_heads, bias=False) if needs_beta else None
@@ -160,7 +162,10 @@ class EvolutionParams(nn.Module):
         B, T, _ = u.shape
         log_a = dt = None
         if self.kind == "fixed":
-            log_a = self.log_gamma.expand(B, T, self.n_heads)
+            key = (u.dtype, u.device)
+            if key not in self._log_gamma_as:
+                self._log_gamma_as[key] = self.log_gamma.to(dtype=u.dtype, device=u.device)
+            log_a = self._log_gamma_as[key].expand(B, T, self.n_heads)
         elif self.gate is not None:
             log_a, dt = self.gate(u)
             log_a = log_a.view(B, T, self.n_heads, -1) if self.kind == "diag_gate" else log_a
