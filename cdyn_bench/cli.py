@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +38,9 @@ def one_line(err: BaseException) -> str:
         return unparsable(err.override)
     parts = [str(err)] + ([str(err.__cause__)] if err.__cause__ else [])
     lines = [ln.strip() for part in parts for ln in part.splitlines()]
-    return "; ".join(ln for ln in lines if ln and not ln.startswith(_NOISE))
+    line = "; ".join(ln for ln in lines if ln and not ln.startswith(_NOISE))
+    # A huge value (a 5,000-character override) is cut wherever the message echoes it.
+    return re.sub(r"\S{80,}", lambda m: f"{m.group(0)[:60]}... ({len(m.group(0))} characters)", line)
 
 
 def unparsable(override: str) -> str:
@@ -127,12 +130,26 @@ VIEWS = {"principles": ("cdyn_bench.report", "write_principles"), "spectra": ("c
          "maps": ("cdyn_bench.maps", "write_maps"), "finite_state": ("cdyn_bench.finite_state", "write_finite_state")}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (the usage itself is in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def folder(text: str) -> Path:
+    """An argument that names a folder: not empty (Path('') would be the working directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("'' names no folder")
+    return Path(text)
+
+
 def report_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cdyn-report", description="Aggregate run records (result.json files) into a table and figures.")
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                         help="sweep or run directories, searched for result.json")
-    parser.add_argument("--out", type=Path, help="where tables and figures go (default: <first DIR>/report); report figures an earlier report drew there and this one does not are removed")
+    parser.add_argument("--out", type=folder, help="where tables and figures go (default: <first DIR>/report); report figures an earlier report drew there and this one does not are removed")
     parser.add_argument("--x", help="config key for the x axis of the accuracy figure (default: a swept key), or "
                                     "state_size / n_params (the recall vs state-size frontier), or condition (one point per "
                                     "factor changed from the baseline, for boundary sweeps; with --series)")

@@ -89,3 +89,49 @@ def test_the_cli_exits_2_with_one_line_and_writes_nothing(argv, tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert len(lines[0]) <= 400 and not out.exists()
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    from cdyn_bench.record import RunResult, config_hash, run_dir, write_result
+
+    root = tmp_path_factory.mktemp("records")
+    for lr in (1e-3, 3e-3):
+        for seed in range(2):
+            config = {"model": {"name": "gated", "d_model": 16}, "task": {"name": "mqar"},
+                      "train": {"lr": lr, "max_steps": 20}, "seed": seed}
+            digest = config_hash(config)
+            directory = run_dir(root / "cells", config, digest)
+            write_result(RunResult(config=config, config_hash=digest, status="completed", seed=seed, steps=20,
+                                   history=[{"step": 20, "train_loss": 1.0, "val_accuracy": 0.5}],
+                                   metrics={"val_accuracy": 0.5, "test_accuracy": 0.5},
+                                   run_dir=directory.relative_to(root).as_posix()), directory)
+    return root
+
+
+OPTION_VALUES = st.one_of(st.sampled_from(["train.lr", "seed", "model.name", "nokey", "x" * 3000, "a=b", "=", "",
+                                           "train.lr=abc", "model.name=", "train.lr=1e-3,", "ṕ=1"]),
+                          st.text(min_size=0, max_size=8))
+
+
+@settings(max_examples=max(10, EXAMPLES // 3), deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(option=st.sampled_from(["--where", "--x", "--compare", "--series", "--heat", "--out"]), value=OPTION_VALUES)
+def test_cdyn_report_with_a_bad_option_exits_with_one_line(records, option, value, capsys, tmp_path_factory):
+    from cdyn_bench.cli import report_main
+
+    out = tmp_path_factory.mktemp("report")
+    values = [value, value] if option == "--heat" else [value]
+    argv = [str(records), *(["--out", str(out)] if option != "--out" else []), option, *values]
+    here = os.getcwd()
+    os.chdir(out)  # a relative --out lands in the example's own folder
+    try:
+        report_main(argv)
+    except SystemExit as exit_:
+        assert exit_.code in (1, 2)
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and not line.startswith("search:")]
+        assert len(err) == 1 and "Traceback" not in err[0], err
+    else:
+        capsys.readouterr()
+    finally:
+        os.chdir(here)
