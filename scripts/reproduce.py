@@ -80,7 +80,7 @@ FINDINGS = {
             Report(["normalization_long"], "normalization/long", ["--x", "model.mixer.eta", "--heat", "model.mixer.phi",
                                                                   "model.mixer.eta"]),
             Report(["normalization"], "normalization", ["--x", "model.mixer.eta", "--heat", "model.mixer.phi",
-                                                        "model.mixer.eta"]),
+                                                        "model.mixer.eta", "--compare", "model.mixer.eta"]),
             *(Report(["normalization"], f"normalization/{a}", ["--where", f"model.mixer.A={a}", "--x", "model.mixer.eta",
                                                                "--heat", "model.mixer.phi", "model.mixer.eta"])
               for a in ("identity", "scalar_gate")),
@@ -96,7 +96,8 @@ FINDINGS = {
         sweeps=["unstable_evolution", "unstable_evolution_boundaries", "unstable_evolution_length"],
         reports=[
             Report(["unstable_evolution_length"], "unstable_evolution/length",
-                   ["--x", "task.seq_len", "--series", "model.mixer.gamma", "model.mixer.eta"]),
+                   ["--x", "task.seq_len", "--series", "model.mixer.gamma", "model.mixer.eta", "--compare",
+                    "model.mixer.gamma"]),
             Report(["unstable_evolution"], "unstable_evolution", ["--x", "model.mixer.gamma", "--heat",
                                                                   "model.mixer.gamma", "model.mixer.eta"]),
             *(Report(["unstable_evolution"], f"unstable_evolution/{phi}",
@@ -115,7 +116,7 @@ FINDINGS = {
     "key_scaling": Finding(
         sweeps=["key_scaling", "key_scaling_noisy_icr"],
         reports=[
-            Report(["key_scaling"], "key_scaling", ["--x", "model.mixer.head_dim"]),
+            Report(["key_scaling"], "key_scaling", ["--x", "model.mixer.head_dim", "--compare", "model.mixer.scale_b"]),
             Report(["key_scaling_noisy_icr"], "key_scaling/noisy_icr", ["--x", "model.mixer.head_dim"]),
             Report(["key_scaling_long"], "key_scaling/long", ["--x", "model.mixer.head_dim"]),
         ],
@@ -132,7 +133,8 @@ FINDINGS = {
         sweeps=["readout_selectivity", "readout_selectivity_eta_one"],
         reports=[Report(["readout_selectivity"], "readout_selectivity", ["--x", "task.frac_noise"]),
                  Report(["readout_selectivity", "readout_selectivity_eta_one"], "readout_selectivity/eta",
-                        ["--where", "model.mixer.phi=identity", "--x", "task.frac_noise", "--series", "model.mixer.eta"])],
+                        ["--where", "model.mixer.phi=identity", "--x", "task.frac_noise", "--series", "model.mixer.eta",
+                         "--compare", "model.mixer.eta"])],
         quick={"readout_selectivity": ["model.mixer.phi=identity,exp", "task.frac_noise=0.6"],
                "readout_selectivity_eta_one": ["task.frac_noise=0.6"]},
         folder="principles",
@@ -165,7 +167,8 @@ FINDINGS = {
                                                              "task.num_kv_pairs"]),
                  Report(["mqar_frontier"], "mqar_frontier/width", ["--x", "model.d_model"]),
                  Report(["mqar_frontier_conv"], "mqar_frontier/conv", ["--x", "model.mixer.conv_size", "--series",
-                                                                       "model.name", "task.num_kv_pairs"])],
+                                                                       "model.name", "task.num_kv_pairs", "--compare",
+                                                                       "model.mixer.conv_size"])],
         quick={"mqar_frontier": ["model=softmax,gated", "model.d_model=32", "+mqar_setting=short"],
                "mqar_frontier_conv": ["model=gated", "model.mixer.conv_size=0", "+mqar_setting=short"]},
         folder="principles",
