@@ -3,7 +3,8 @@
 A sweep's time is the sum of its runs' wall seconds over the workers that ran them side by side (2
 joblib workers x 1 thread on the 2-core reference machine): the wall time of the sweep run in one go.
 Records copied from another sweep (`reuse`) ran nowhere and count nothing. The budget is each
-finding's own sweeps; its extended ones (`reproduce.py --extended`) are shown apart.
+finding's own sweeps; its extended ones (`reproduce.py --extended`) and its search extension
+(`reproduce.py --search`, <finding>_search) are shown apart.
 
     python scripts/budget.py normalization key_scaling unstable_evolution     # the three findings
     python scripts/budget.py readout_selectivity position evolution_structure mqar_frontier depth
@@ -19,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce import FINDINGS, RESULTS, records  # noqa: E402
+from reproduce import FINDINGS, RESULTS, records, search_folder  # noqa: E402
 
 RESULT = "result.json"
 
@@ -39,7 +40,8 @@ def costs(names: list[str], root: Path, workers: int) -> pd.DataFrame:
     rows = []
     for name in names:
         finding = FINDINGS[name]
-        for part, sweeps in (("budget", finding.sweeps), ("extended", finding.extended)):
+        parts = (("budget", finding.sweeps), ("extended", finding.extended), ("search", [search_folder(name)]))
+        for part, sweeps in parts:
             for sweep in sweeps:
                 rows.append({"finding": name, "sweep": sweep, "part": part,
                              **sweep_cost(records(root / finding.folder, sweep), workers)})
@@ -59,13 +61,13 @@ def main() -> None:
         parser.error(f"--workers {args.workers}: must be >= 1")
     table = costs(args.findings or list(FINDINGS), args.root, args.workers)
     print(table.to_string(index=False, float_format=lambda m: f"{m:.1f}"))
-    for part in ("budget", "extended"):
+    for part in ("budget", "extended", "search"):
         rows = table[table["part"] == part]
         minutes, missing = rows["minutes"].sum(), (rows["planned"] - rows["finished"]).clip(lower=0).sum()
         unfinished = f", {missing} planned runs not finished" if missing else ""
         print(f"{part}: {minutes:.0f} min ({minutes / 60:.2f} h){unfinished}")
     total = table["minutes"].sum()
-    print(f"budget + extended: {total:.0f} min ({total / 60:.2f} h)")
+    print(f"budget + extended + search: {total:.0f} min ({total / 60:.2f} h)")
 
 
 if __name__ == "__main__":
