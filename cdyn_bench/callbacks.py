@@ -15,12 +15,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cdyn_bench.sweep import Manifest, plan_cell, write_manifest
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+RESUMING_SWEEPER = "hydra_plugins.cdyn_bench_sweeper.ResumingSweeper"
 
 
 def job_overrides(config: DictConfig) -> list[list[str]] | None:
     """The override list of every job, as Hydra's basic sweeper expands them; None for other sweepers."""
     sweeper = config.hydra.sweeper
-    if sweeper._target_ != BASIC_SWEEPER:
+    if sweeper._target_ not in (BASIC_SWEEPER, RESUMING_SWEEPER):
         return None
     arguments = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     arguments += list(config.hydra.overrides.task)

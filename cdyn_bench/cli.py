@@ -121,8 +121,23 @@ def run_main() -> None:
         return
     _report_usage_errors(lambda: check_groups([a for a in args if not a.startswith("-")]))
     register_schema()
+    register_sweeper()
     hydra_utils.run_and_report = _report_usage_errors
     _run_app()
+
+
+def register_sweeper() -> None:
+    """Make Hydra know the resuming sweeper (conf/hydra/sweeper/resuming.yaml). Hydra finds plugins by walking
+    the hydra_plugins package, which an editable install's import hook hides; registering the class
+    directly works for every install (tests/test_sweep.py fails if Hydra's plugin registry changes)."""
+    from hydra.core.plugins import Plugins
+
+    # The registry first: its scan re-executes Hydra's own plugin modules, BasicSweeper's among them, and
+    # the resuming sweeper must subclass the class that scan leaves.
+    plugins = Plugins.instance()
+    from hydra_plugins.cdyn_bench_sweeper import ResumingSweeper
+
+    plugins._register(ResumingSweeper)
 
 
 # cdyn-report's other views of the records: flag -> (module, writer(dirs, out) -> (table or None, files)).
