@@ -480,12 +480,16 @@ def log_to_wandb(tab: pd.DataFrame, files: list[Path], group: str | None, mode: 
     from cdyn_bench.tracking import open_run
 
     name = f"report-{group or 'runs'}"
-    with open_run(mode, out, name=name, group=group, job_type="report", what="W&B logging") as run:
+    with open_run(mode, out, name=name, group=group, job_type="report", what="W&B logging",
+                  tags=[f"sweep:{group}"] if group else None) as run:
         if run is not None:
             import wandb
 
+            from cdyn_bench.tracking import log_files
+
             images = {p.stem: wandb.Image(str(p)) for p in files if p.suffix == ".png"}
             run.log({"table": wandb.Table(dataframe=tab), **images})
+            log_files(run, f"report-{group or 'runs'}", "report", files)
 
 
 @dataclass

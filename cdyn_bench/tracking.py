@@ -38,7 +38,8 @@ def warn(message: str) -> None:
 
 @contextlib.contextmanager
 def open_run(mode: str, directory: Path, name: str, group: str | None = None, config: dict | None = None,
-             job_type: str | None = None, run_id: str | None = None, what: str = "W&B mirror") -> Iterator[Any]:
+             job_type: str | None = None, run_id: str | None = None, what: str = "W&B mirror",
+             tags: list[str] | None = None) -> Iterator[Any]:
     """Yield a quiet W&B run written offline under `directory`, or None when disabled or W&B is unusable.
 
     mode: offline | online | disabled; the WANDB_MODE environment variable wins when set. With a run_id,
@@ -61,7 +62,7 @@ def open_run(mode: str, directory: Path, name: str, group: str | None = None, co
                 for old in (directory / "wandb").glob(pattern):
                     shutil.rmtree(old, ignore_errors=True)
         run = wandb.init(project=PROJECT, mode="offline", dir=str(directory), id=run_id, name=name, group=group,
-                         job_type=job_type, config=config, reinit="create_new",
+                         job_type=job_type, config=config, reinit="create_new", tags=tags,
                          settings=wandb.Settings(silent=True, console="off"))
     except Exception as err:  # noqa: BLE001 - W&B must never fail a run
         warn(f"{what} skipped: {type(err).__name__}: {err}")
@@ -104,12 +105,25 @@ def sync(sync_dir: Path, timeout: float) -> str | None:
     return lines[-1] if lines else f"wandb sync exited with {proc.returncode}"
 
 
+def log_files(run: Any, name: str, kind: str, files: list[Path]) -> None:
+    """Log the files that exist as one W&B Artifact (type `kind`), so a W&B user finds them by the usual means."""
+    import wandb
+
+    artifact = wandb.Artifact(name, type=kind)
+    for path in files:
+        if Path(path).is_file():
+            artifact.add_file(str(path))
+    run.log_artifact(artifact)
+
+
 def mirror_to_wandb(result: RunResult, mode: str, group: str | None, directory: Path) -> None:
     """Log a record's config, history and summary to W&B under `directory` (the record's folder);
     a failure is one warning line. mode: offline | online | disabled; WANDB_MODE wins when set."""
     directory = Path(directory)
-    with open_run(mode, directory, name=directory.name, group=group, config=result.config,
-                  run_id=wandb_id(result.config_hash, group)) as run:
+    tags = [f"{key}:{result.config[key]['name']}" for key in ("model", "task") if "name" in result.config.get(key, {})]
+    tags += [f"sweep:{group}"] if group else []
+    with open_run(mode, directory, name=directory.name, group=group, config=result.config, job_type="train",
+                  run_id=wandb_id(result.config_hash, group), tags=tags) as run:
         if run is None:
             return
         for row in result.history:
@@ -117,3 +131,4 @@ def mirror_to_wandb(result: RunResult, mode: str, group: str | None, directory: 
         run.summary.update({**result.metrics, "status": result.status, "steps": result.steps,
                             "state_size": result.state_size, "n_params": result.n_params,
                             "config_hash": result.config_hash})
+        log_files(run, f"record-{result.config_hash[:12]}", "run-record", [directory / "result.json"])

@@ -114,3 +114,27 @@ def test_failure_while_logging_is_one_warning(wandb_on, tmp_path, capfd):
     mirror_to_wandb(result(history=[{"train_loss": 1.0}]), "offline", None, tmp_path / "cell")  # no "step"
     one_warning(capfd.readouterr().err, "W&B mirror skipped: KeyError: 'step'")
     assert len(offline_runs(tmp_path / "cell")) == 1
+
+
+def test_a_mirrored_record_is_a_train_job_tagged_by_model_task_and_sweep_with_its_record_as_artifact(
+        wandb_on, tmp_path, monkeypatch, capfd):
+    import wandb
+
+    seen, real_init = {}, wandb.init
+
+    def spy_init(**kwargs):
+        seen.update(kwargs)
+        run = real_init(**kwargs)
+        real_log = run.log_artifact
+        run.log_artifact = lambda artifact, **kw: (seen.setdefault("artifacts", []).append(artifact), real_log(artifact, **kw))
+        return run
+
+    monkeypatch.setattr(wandb, "init", spy_init)
+    cell = tmp_path / "cell"
+    cell.mkdir()
+    (cell / "result.json").write_text("{}")
+    config = {"model": {"name": "softmax"}, "task": {"name": "mqar"}, "seed": 0}
+    mirror_to_wandb(result(config=config), "offline", "sweep", cell)
+    assert seen["job_type"] == "train" and seen["tags"] == ["model:softmax", "task:mqar", "sweep:sweep"]
+    [artifact] = seen["artifacts"]
+    assert artifact.type == "run-record" and "result.json" in artifact.manifest.entries
