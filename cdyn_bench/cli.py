@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cdyn_bench.atomic import WriteFault
 from cdyn_bench.registry import ConfigError
-from cdyn_bench.sweep import CELLS, THREAD_KEYS, available_cores, threads_per_job
+from cdyn_bench.sweep import CELLS, THREAD_KEYS, SweepIncomplete, available_cores, threads_per_job
 
 if TYPE_CHECKING:
     from cdyn_bench.config import RunConfig
@@ -62,7 +62,7 @@ def _report_usage_errors(func, prog: str = "cdyn-run"):
             raise
         print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
-    except WriteFault as err:
+    except (WriteFault, SweepIncomplete) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(1)
 

@@ -110,3 +110,11 @@ def read_manifest(sweep_dir: Path) -> Manifest | None:
 def missing_cells(manifest: Manifest) -> list[Cell]:
     """Planned cells without a finished record of their config."""
     return [c for c in manifest.planned or [] if record.finished(manifest.record_dir(c), c.config_hash) is None]
+
+
+class SweepIncomplete(Exception):
+    """A scheduler ended a cell without its result (cancelled, preempted, timed out): one line, exit 1."""
+
+    def __init__(self, what: str):
+        super().__init__(f"a cell did not finish: {what}; finished cells are kept; run the same command again to "
+                         "finish the rest")

@@ -17,7 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from cdyn_bench import record
-from cdyn_bench.sweep import read_manifest
+from cdyn_bench.sweep import SweepIncomplete, read_manifest
 
 
 class Resuming(BasicSweeper):
@@ -44,9 +44,27 @@ class Resuming(BasicSweeper):
             if not batch:
                 continue
             self.validate_batch_is_legal(batch)
-            results = self.launcher.launch(batch, initial_job_idx=first)
-            for result in results:
-                _ = result.return_value  # raises if the job failed
+            try:
+                results = self.launcher.launch(batch, initial_job_idx=first)
+                for result in results:
+                    _ = result.return_value  # raises if the job failed
+            except Exception as err:
+                if type(err).__name__ != "UncompletedJobError":  # a bug in a cell keeps its traceback
+                    raise
+                raise SweepIncomplete(str(err).splitlines()[0]) from None
             first += len(batch)
             returns.append(results)
+        self.check_finished()
         return returns
+
+    def check_finished(self) -> None:
+        """SweepIncomplete naming the planned cells still without a record (a job interrupted by a signal
+        returns without one: cancelled, preempted, at its time limit)."""
+        from cdyn_bench.sweep import missing_cells
+
+        manifest = read_manifest(Path(self.config.hydra.sweep.dir))
+        missing = missing_cells(manifest) if manifest and manifest.planned else []
+        if missing:
+            names = ", ".join(Path(cell.run_dir).name for cell in missing[:3])
+            raise SweepIncomplete(f"{len(missing)} of {len(manifest.planned)} cells have no record ({names}"
+                                  f"{' ...' if len(missing) > 3 else ''}; interrupted, cancelled or failed)")

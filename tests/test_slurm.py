@@ -1,0 +1,73 @@
+"""A real SLURM cluster (scripts/slurm_local.sh: slurmctld, slurmd, slurmdbd with MariaDB, munge, in a network
+namespace whose only interface is the loopback): a sweep through the project's `slurm` preset comes back and a
+resumed sweep submits only the missing cells. (A cancelled cell ends such a sweep with one line and exit 1 when
+run by hand; its automated version hung under pytest and is not here yet: see the notes of issue 28.)
+Slow (about 3 minutes with the install); run with `pytest -m slow tests/test_slurm.py` (.ci/run does)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import BIN, TINY, cli_env
+
+pytestmark = pytest.mark.slow
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm_local.sh"
+PORTS = ("6827", "6828", "6829")
+
+
+def usable() -> str | None:
+    """Why this machine cannot run the cluster, or None."""
+    if os.geteuid() != 0:
+        return "needs root (daemons and a network namespace)"
+    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+        return "no slurm and no apt-get to install it"
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        return "cannot make a network namespace"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if (why := usable()) is not None:
+        pytest.skip(why)
+    state = tmp_path_factory.mktemp("slurm")
+    start = subprocess.run([str(SCRIPT), "start", str(state)], capture_output=True, text=True, timeout=600)
+    assert start.returncode == 0, start.stderr[-2000:]
+    try:
+        yield state
+    finally:
+        subprocess.run([str(SCRIPT), "stop", str(state)], capture_output=True, timeout=120)
+        assert subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode != 0
+
+
+def sweep(cluster: Path, cwd: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**cli_env(cwd), "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin"}
+    return subprocess.run([str(SCRIPT), "run", str(cluster), str(BIN / "cdyn-run"), "-m", "hydra/launcher=slurm",
+                           *TINY, *overrides], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def jobs(proc: subprocess.CompletedProcess) -> int:
+    return sum("[HYDRA] \t#" in line for line in (proc.stdout + proc.stderr).splitlines())
+
+
+def test_daemons_listen_only_inside_their_loopback_namespace(cluster):
+    host = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
+    inside = subprocess.run([str(SCRIPT), "run", str(cluster), "ss", "-ltn"], capture_output=True, text=True).stdout
+    assert not any(f":{port} " in host for port in PORTS) and all(f":{port} " in inside for port in PORTS)
+    addresses = subprocess.run([str(SCRIPT), "run", str(cluster), "ip", "-4", "-o", "addr"], capture_output=True,
+                               text=True).stdout
+    assert all(" lo " in line for line in addresses.splitlines())
+
+
+def test_a_sweep_comes_back_and_a_resume_submits_only_the_missing_cells(cluster, tmp_path):
+    first = sweep(cluster, tmp_path, "model=softmax,gated", "seed=0,1", "sweep_name=grid")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert len(list((tmp_path / "outputs" / "sweeps" / "grid").rglob("result.json"))) == 4 and jobs(first) == 4
+    again = sweep(cluster, tmp_path, "model=softmax,gated", "seed=0,1,2", "sweep_name=grid")
+    assert again.returncode == 0 and jobs(again) == 2
+    assert len(list((tmp_path / "outputs" / "sweeps" / "grid").rglob("result.json"))) == 6
