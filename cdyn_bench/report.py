@@ -238,7 +238,8 @@ def write_comparison(df: pd.DataFrame, cell: list[str], over: list[str], arm: st
     pairs.to_csv(out / "compare.csv", index=False)
     shown = pairs.assign(**{c: pairs[c].map(lambda v: f"{v:.4f}") for c in
                             ("mean_a", "mean_b", "difference", "ci_low", "ci_high")},
-                         welch_t=pairs["welch_t"].map(lambda v: f"{v:.2f}"), dof=pairs["dof"].map(lambda v: f"{v:.1f}"))
+                         welch_t=pairs["welch_t"].map(lambda v: f"{v:.2f}"), dof=pairs["dof"].map(lambda v: f"{v:.1f}"),
+                         p=pairs["p"].map(lambda v: f"{v:.3g}"))
     (out / "compare.md").write_text(shown.to_markdown(index=False) + "\n")
     return [out / "compare.csv", out / "compare.md"]
 

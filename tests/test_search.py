@@ -158,3 +158,8 @@ def test_welch_t_and_the_bootstrap_interval_on_a_known_answer():
     runs = pd.DataFrame({"arm": ["x"] * 3 + ["y"] * 3, "seed": [0, 1, 2] * 2, "test_accuracy": [*a, *b]})
     row = stats.compare(runs, "arm", []).iloc[0]
     assert row["clear"] and row["seeds_a"] == "1.000 2.000 3.000" and row["difference"] == pytest.approx(-3.0)
+    # Student's t with 4 degrees of freedom: P(|T| >= 3.674) = 0.0213 (tables), and the 5% point 2.776.
+    assert row["p"] == pytest.approx(0.0213, abs=2e-4) and stats.two_sided_p(2.776, 4) == pytest.approx(0.05, abs=1e-4)
+    tiny = pd.DataFrame({"arm": ["x"] * 3 + ["y"] * 3, "seed": [0, 1, 2] * 2,
+                         "test_accuracy": [0.998, 0.999, 0.331, 1.0, 1.0, 1.0]})
+    assert not stats.compare(tiny, "arm", []).iloc[0]["clear"]  # the bootstrap alone would call it
