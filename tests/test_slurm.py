@@ -37,6 +37,8 @@ def cluster(tmp_path_factory):
         pytest.skip(why)
     state = tmp_path_factory.mktemp("slurm")
     start = subprocess.run([str(SCRIPT), "start", str(state)], capture_output=True, text=True, timeout=600)
+    if start.returncode == 3:
+        pytest.skip("the slurm packages could not be installed here")
     assert start.returncode == 0, start.stderr[-2000:]
     try:
         yield state
