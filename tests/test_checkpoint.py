@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 import torch
 
 from cdyn_bench import record
@@ -40,10 +41,8 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_run(tmp_path
 
     monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_die)
     cfg = compose(*RUN, "train.target_accuracy=2")
-    try:
+    with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "b" / "runs")
-    except KeyboardInterrupt:
-        pass
     assert list((tmp_path / "b").rglob(CHECKPOINT)) and not list((tmp_path / "b").rglob(record.RESULT))
     monkeypatch.setattr(checkpoint.Checkpointer, "save", real)
     resumed = run(cfg, tmp_path / "b" / "runs")
