@@ -21,6 +21,8 @@ stop() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true; rm -f "$pidfile"
   done
+  # Job steps of cancelled jobs can outlive slurmd here (seen after scancel in the namespace).
+  pkill -9 -x slurmstepd 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
   log "stopped"
 }
