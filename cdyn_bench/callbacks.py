@@ -6,15 +6,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from cdyn_bench.hydra_adapter import BASIC_SWEEPER, split_jobs
 from cdyn_bench.sweep import Manifest, plan_cell, write_manifest
+from cdyn_bench.usage import job_run_config, report_usage_errors
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 RESUMING_SWEEPER = "hydra_plugins.cdyn_bench_sweeper.ResumingSweeper"
 
 
@@ -26,8 +26,7 @@ def job_overrides(config: DictConfig) -> list[list[str]] | None:
     arguments = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     arguments += list(config.hydra.overrides.task)
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().hydra.config_loader)
-    (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(arguments), None)
-    return jobs
+    return split_jobs(parser.parse_overrides(arguments))
 
 
 def job_config(config: DictConfig, overrides: list[str]) -> tuple[DictConfig, DictConfig]:
@@ -42,8 +41,6 @@ def job_config(config: DictConfig, overrides: list[str]) -> tuple[DictConfig, Di
 def plan_sweep(config: DictConfig) -> tuple[Manifest, list[str]]:
     """(every planned cell with the directory its record will have, the cells' notes: TrainConfig.notes);
     ConfigError on a bad value."""
-    from cdyn_bench.cli import job_run_config
-
     sweep_dir = Path(config.hydra.sweep.dir)
     manifest = Manifest(str(sweep_dir), config.hydra.sweeper._target_, config.hydra.launcher._target_,
                         list(config.hydra.overrides.task))
@@ -83,15 +80,14 @@ class SweepCallback(Callback):
         self.progress = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from cdyn_bench.cli import _report_usage_errors
         from cdyn_bench.progress import SweepProgress
 
         # A bad value exits 2 here, before any job runs (Hydra turns other exceptions into warnings).
-        manifest, notes = _report_usage_errors(lambda: plan_sweep(config))
-        _report_usage_errors(lambda: check_unnamed(config, manifest))
+        manifest, notes = report_usage_errors(lambda: plan_sweep(config))
+        report_usage_errors(lambda: check_unnamed(config, manifest))
         for line in notes:
             print(f"cdyn-run: note: {line}", file=sys.stderr)
-        _report_usage_errors(lambda: write_manifest(manifest))
+        report_usage_errors(lambda: write_manifest(manifest))
         if manifest.planned is not None:
             self.progress = SweepProgress(manifest, live=bool(OmegaConf.select(config, "progress"))).start()
 

@@ -1,14 +1,12 @@
-"""The allowed names of every choice key (A, b, psi, phi, eta, gates, norms, forms, heads), torch-free.
+"""The allowed names of every choice key (b, psi, phi, eta, gates, norms, forms, heads), torch-free; A's kinds
+are a registry of objects (cdyn_bench.mixer.evolutions).
 
 The config checks and `cdyn-run --help` read these tables; the modules that implement a choice
 (cdyn_bench.mixer, cdyn_bench.model) key their functions by the same names, and a test checks
 that the two agree.
 """
 
-# Evolution matrix A_t and its parametrisation.
-EVOLUTIONS = ("identity", "fixed", "learned_scalar", "scalar_gate", "diag_gate", "householder", "gated_householder")
-GATED = ("learned_scalar", "scalar_gate", "diag_gate", "gated_householder")
-HOUSEHOLDER = ("householder", "gated_householder")
+# The parametrisation of a learned A_t (the kinds of A themselves: cdyn_bench.mixer.evolutions).
 GATES = ("sigmoid", "mamba", "mlstm")
 GAMMA_HEADS = ("same", "retnet")
 RATE_INITS = ("uniform", "s4d_real")
@@ -16,7 +14,17 @@ RATE_INITS = ("uniform", "s4d_real")
 # Impulse b_j, feature map psi, readout phi, normaliser eta_i and its f.
 INPUTS = ("key", "feature", "delta_B", "beta_key", "input_gate_key")
 FEATURE_MAPS = ("none", "elu1", "relu", "exp", "softmax", "silu")
-PHIS = ("identity", "exp", "softplus", "relu", "elu1", "sigmoid")
+# The readout phi: name -> (where phi is zero, its sign), the facts the principle card reads; the functions are
+# cdyn_bench.mixer.components.PHIS (a test checks the names agree).
+PHI_FACTS = {
+    "identity": ("hyperplane", "signed"),
+    "exp": ("none", "positive"),
+    "softplus": ("none", "positive"),
+    "relu": ("half_space", "nonnegative"),
+    "elu1": ("none", "positive"),
+    "sigmoid": ("none", "positive"),
+}
+PHIS = tuple(PHI_FACTS)
 NORMALISERS = ("one", "sum", "abs_sum", "learned", "mlstm")
 ETA_FS = ("exp", "elu", "softplus", "sigmoid")
 # Normalisers for which the state forms carry the causal sum and a per-row log scale m_i.

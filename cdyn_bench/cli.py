@@ -6,66 +6,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib
-import os
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
-from cdyn_bench.atomic import WriteFault
-from cdyn_bench.registry import ConfigError
-from cdyn_bench.sweep import CELLS, THREAD_KEYS, SweepIncomplete, available_cores, threads_per_job
+from cdyn_bench import hydra_adapter
+from cdyn_bench.sweep import CELLS
+from cdyn_bench.usage import job_run_config, report_usage_errors
 
 if TYPE_CHECKING:
     from cdyn_bench.config import RunConfig
-
-# Lines of OmegaConf's messages that describe its internals rather than the user's input.
-_NOISE = ("reference_type=", "object_type=", "Set the environment variable HYDRA_FULL_ERROR")
-USAGE_ERRORS = (ConfigError, HydraException, OmegaConfBaseException)
-
-
-def one_line(err: BaseException) -> str:
-    """The error and its cause flattened to one line, without OmegaConf's type bookkeeping."""
-    if isinstance(err, OverrideParseException):
-        return unparsable(err.override)
-    parts = [str(err)] + ([str(err.__cause__)] if err.__cause__ else [])
-    lines = [ln.strip() for part in parts for ln in part.splitlines()]
-    line = "; ".join(ln for ln in lines if ln and not ln.startswith(_NOISE))
-    # A huge value (a 5,000-character override) is cut wherever the message echoes it.
-    return re.sub(r"\S{80,}", lambda m: f"{m.group(0)[:60]}... ({len(m.group(0))} characters)", line)
-
-
-def unparsable(override: str) -> str:
-    """One line for an override Hydra's grammar cannot read: which character, and how to pass it anyway."""
-    from cdyn_bench.registry import shown
-
-    odd = next((c for c in override if not (c.isascii() and c.isprintable())), None)
-    where = f"the character {odd!r} is outside the grammar" if odd else "it does not follow the grammar"
-    return (f"override {shown(override)} cannot be parsed: {where}; quote the value (key='...') or see "
-            "https://hydra.cc/docs/1.2/advanced/override_grammar/basic")
-
-
-def _report_usage_errors(func, prog: str = "cdyn-run"):
-    """Config mistakes exit 2 with one line; bugs keep their traceback. Replaces Hydra's reporter."""
-    try:
-        return func()
-    except USAGE_ERRORS as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(2)
-    except (WriteFault, SweepIncomplete) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        sys.exit(1)
-
 
 def record_root(cfg: RunConfig) -> Path:
     """Single runs go to <out_dir>/runs; jobs of a multirun to <sweep dir>/cells."""
@@ -75,43 +30,29 @@ def record_root(cfg: RunConfig) -> Path:
     return Path(cfg.out_dir) / "runs"
 
 
-def job_run_config(cfg: DictConfig, launcher: DictConfig, overrides: list[str] = ()) -> RunConfig:
-    """The checked RunConfig of one job; train.num_threads=0 becomes the launcher's share of the cores."""
-    from cdyn_bench.config import check_bool_overrides, to_run_config
-
-    check_bool_overrides(list(overrides))
-    run_cfg = to_run_config(cfg)
-    if run_cfg.train.num_threads == 0:
-        sizes = {key: OmegaConf.select(launcher, key) for key in THREAD_KEYS}
-        run_cfg.train.num_threads = threads_per_job(sizes, available_cores())
-    return run_cfg
-
-
 @hydra.main(version_base="1.3", config_path="pkg://cdyn_bench.conf", config_name="config")
 def _run_app(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     # SystemExit passes through Hydra's job runner, so bad values exit 2 from inside the job too,
     # before torch is imported.
-    run_cfg = _report_usage_errors(lambda: job_run_config(cfg, hydra_cfg.launcher, hydra_cfg.overrides.task))
+    run_cfg = report_usage_errors(lambda: job_run_config(cfg, hydra_cfg.launcher, hydra_cfg.overrides.task))
     from cdyn_bench.display import print_summary
     from cdyn_bench.run import run
 
     if hydra_cfg.mode == RunMode.MULTIRUN:
         # The sweep's progress (cdyn_bench.callbacks) replaces the per-run line and summary.
-        _report_usage_errors(lambda: run(dataclasses.replace(run_cfg, progress=False), record_root(run_cfg)))
+        report_usage_errors(lambda: run(dataclasses.replace(run_cfg, progress=False), record_root(run_cfg)))
     else:
         for line in run_cfg.train.notes():
             print(f"cdyn-run: note: {line}", file=sys.stderr)
-        result = _report_usage_errors(lambda: run(run_cfg, record_root(run_cfg)))
+        result = report_usage_errors(lambda: run(run_cfg, record_root(run_cfg)))
         if result.status != "interrupted":  # an interrupted run said where its checkpoint is
             print_summary(result)
 
 
 def run_main() -> None:
     """`cdyn-run`: compose the config from conf/ and the command line, then train one run per job."""
-    import hydra._internal.utils as hydra_utils
-
-    from cdyn_bench.config import register_schema
+    from cdyn_bench.compose import register_schema
     from cdyn_bench.help import check_groups, help_text
 
     args = sys.argv[1:]
@@ -119,10 +60,10 @@ def run_main() -> None:
         with contextlib.suppress(BrokenPipeError):
             print(help_text())
         return
-    _report_usage_errors(lambda: check_groups([a for a in args if not a.startswith("-")]))
+    report_usage_errors(lambda: check_groups([a for a in args if not a.startswith("-")]))
     register_schema()
     register_sweeper()
-    hydra_utils.run_and_report = _report_usage_errors
+    hydra_adapter.replace_error_reporter(report_usage_errors)
     _run_app()
 
 
@@ -134,15 +75,10 @@ def register_sweeper() -> None:
 
     # The registry first: its scan re-executes Hydra's own plugin modules, BasicSweeper's among them, and
     # the resuming sweeper must subclass the class that scan leaves.
-    plugins = Plugins.instance()
+    Plugins.instance()
     from hydra_plugins.cdyn_bench_sweeper import ResumingSweeper
 
-    plugins._register(ResumingSweeper)
-
-
-# cdyn-report's other views of the records: flag -> (module, writer(dirs, out) -> (table or None, files)).
-VIEWS = {"principles": ("cdyn_bench.report", "write_principles"), "spectra": ("cdyn_bench.spectra", "write_spectra"),
-         "maps": ("cdyn_bench.maps", "write_maps"), "finite_state": ("cdyn_bench.finite_state", "write_finite_state")}
+    hydra_adapter.register_plugin(ResumingSweeper)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -183,19 +119,11 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--where", action="append", default=[], metavar="KEY=V1,V2",
                         help="keep only the records whose config KEY has one of the values (repeatable), "
                              "e.g. --where model.mixer.phi=exp,identity")
+    from cdyn_bench.views import VIEWS
+
     views = parser.add_mutually_exclusive_group()
-    views.add_argument("--principles", action="store_true",
-                        help="instead of the table: each record's principle card (cdyn-explain) beside its outcome, "
-                             "with where the predictions held and failed (principles.{csv,md})")
-    views.add_argument("--spectra", action="store_true",
-                        help="instead of the table: eigenvalue-magnitude spectra at init and trained of the runs that "
-                             "saved their weights (train.save_weights=true): spectra.{csv,md,png}")
-    views.add_argument("--maps", action="store_true",
-                        help="instead of the table: coefficient maps alpha_ij at init and trained, per layer and head, "
-                             "on a test sequence with the task's roles marked, for runs that saved their weights")
-    views.add_argument("--finite-state", action="store_true",
-                        help="instead of the table: principle 1's inference memory and time per token against context "
-                             "length, from the finite_state.{csv,json} that scripts/finite_state.py measured in DIR")
+    for name, view in VIEWS.items():
+        views.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=view.help)
     parser.add_argument("--mad-score", action="store_true",
                         help="also write MAD's score per model and task (mean over settings of the best-on-validation "
                              "optimiser setting), e.g. for +experiment=mad_protocol")
@@ -213,7 +141,9 @@ def report_error(err: Exception) -> str:
 def report_main(argv: list[str] | None = None) -> None:
     """`cdyn-report DIR... [--out DIR] [--where KEY=V,..] [--wandb]`: one warning line per bad record, the table,
     the files."""
-    from cdyn_bench.report import make_report, markdown
+    from cdyn_bench.report import make_report
+    from cdyn_bench.table import markdown
+    from cdyn_bench.views import VIEWS
 
     args = report_parser().parse_args(argv)
     for d in args.dirs:
@@ -223,10 +153,8 @@ def report_main(argv: list[str] | None = None) -> None:
         report_parser().error(f"--out {args.out}: a file, not a folder; name a folder for the tables and figures")
     view = next((name for name in VIEWS if getattr(args, name)), None)
     if view is not None:
-        module, function = VIEWS[view]
-        write = getattr(importlib.import_module(module), function)
         try:
-            table, files = write(args.dirs, args.out or args.dirs[0] / "report")
+            table, files = VIEWS[view].write(args.dirs, args.out or args.dirs[0] / "report")
         except (ValueError, OSError) as err:
             print(f"cdyn-report: error: {report_error(err)}", file=sys.stderr)
             sys.exit(1)
@@ -253,7 +181,7 @@ def report_main(argv: list[str] | None = None) -> None:
 
 def explain_main(argv: list[str] | None = None) -> None:
     """`cdyn-explain OVERRIDES...`: the principle card of the config `cdyn-run OVERRIDES...` would train."""
-    from cdyn_bench.config import compose
+    from cdyn_bench.compose import compose
     from cdyn_bench.principles import card_text
 
     args = sys.argv[1:] if argv is None else argv
@@ -262,6 +190,6 @@ def explain_main(argv: list[str] | None = None) -> None:
         return
     from cdyn_bench.help import check_groups
 
-    _report_usage_errors(lambda: check_groups([a for a in args if not a.startswith("-")]), "cdyn-explain")
-    cfg = _report_usage_errors(lambda: compose(*args), "cdyn-explain")
+    report_usage_errors(lambda: check_groups([a for a in args if not a.startswith("-")]), "cdyn-explain")
+    cfg = report_usage_errors(lambda: compose(*args), "cdyn-explain")
     print(card_text(cfg))

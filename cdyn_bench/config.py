@@ -17,7 +17,7 @@ from typing import Any
 from cdyn_bench.choices import BLOCK_NORMS, DECAY_RULES, DEVICES, POS_EMBS, WANDB_MODES
 from cdyn_bench.mixer.config import MixerConfig
 from cdyn_bench.registry import ConfigError, check_choice, did_you_mean, shown
-from cdyn_bench.search import SearchRule
+from cdyn_bench.search_rule import SearchRule
 from cdyn_bench.task_config import TaskConfig, task_config
 
 # Keys that change where, how fast or how a run is reported, never what it computes.
@@ -160,8 +160,10 @@ class RunConfig:
     # How an experiment's search is judged and extended (cdyn_bench.search; reproduce.py --search).
     search: SearchRule = field(default_factory=SearchRule)
 
-    def check(self) -> None:
-        """Every check a run makes before it allocates anything; types the task section."""
+    def check(self) -> tuple[int, int]:
+        """Every check of the config's own values; types the task section. Returns (the model's sequence
+        length, the vocabulary size) for the memory estimate, which the composition checks one layer up
+        (cdyn_bench.compose)."""
         if isinstance(self.task, Mapping):
             self.task = task_config(self.task)
         check_choice("device", self.device, DEVICES)
@@ -179,10 +181,7 @@ class RunConfig:
         check_positions(seq_len, self)
         if self.device == "cuda":
             check_cuda()
-        else:
-            from cdyn_bench.budget import check_memory
-
-            check_memory(self, seq_len, vocab_size(self.task, sample))
+        return seq_len, vocab_size(self.task, sample)
 
     def lookup(self, dotted: str) -> Any:
         node: Any = self
@@ -312,42 +311,3 @@ def check_bool_overrides(overrides: list[str]) -> None:
             raise ConfigError(f"{key}={shown(value)}: must be true or false")
 
 
-def register_schema() -> None:
-    """Register RunConfig as the schema `conf/config.yaml` composes onto (types checked by OmegaConf)."""
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="run_schema", node=RunConfig)
-
-
-def to_run_config(cfg: Any) -> RunConfig:
-    """Convert a composed DictConfig to a checked RunConfig; raises ConfigError on bad values or keys."""
-    from omegaconf import OmegaConf
-
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    plain.pop("hydra", None)
-    check_known_keys(plain, RunConfig)
-    run_cfg = OmegaConf.to_object(cfg)
-    assert isinstance(run_cfg, RunConfig)
-    run_cfg.check()
-    return run_cfg
-
-
-def compose(*overrides: str) -> RunConfig:
-    """The checked RunConfig `cdyn-run <overrides>` would run, e.g. compose("model=softmax", "seed=1")."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-
-    check_bool_overrides(list(overrides))
-    register_schema()
-    with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):
-        return to_run_config(hydra_compose(config_name="config", overrides=list(overrides)))
-
-
-def from_record(config: dict[str, Any]) -> RunConfig:
-    """The checked RunConfig of a run record's `config` (keys added since it was written take their defaults)."""
-    from omegaconf import OmegaConf
-
-    register_schema()
-    # reuse only told the run where to look for a copy; its folders need not exist where the record is read.
-    config = {k: v for k, v in config.items() if k != "reuse"}
-    return to_run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), config))

@@ -1,6 +1,6 @@
 """Principle 1's report: inference memory and time per generated token against context length.
 
-scripts/finite_state.py measures each preset from its own streaming step and writes the measurements
+cdyn_bench.measures.inference_cost measures each preset from its own streaming step and writes the measurements
 (finite_state.csv) and how they were taken (finite_state.json); write_finite_state turns them into the
 table (finite_state.md) and the figure (finite_state.png), so `cdyn-report DIR --finite-state` remakes both
 from the committed measurements without measuring again.
@@ -19,7 +19,7 @@ MEASUREMENTS, SETTINGS = "finite_state.csv", "finite_state.json"
 def read_measurements(directory: Path) -> tuple[pd.DataFrame, dict]:
     csv, settings = Path(directory) / MEASUREMENTS, Path(directory) / SETTINGS
     if not csv.exists() or not settings.exists():
-        raise ValueError(f"{directory}: no {MEASUREMENTS} and {SETTINGS} (written by scripts/finite_state.py)")
+        raise ValueError(f"{directory}: no {MEASUREMENTS} and {SETTINGS} (written by cdyn_bench.measures.inference_cost)")
     return pd.read_csv(csv), json.loads(settings.read_text())
 
 
@@ -29,7 +29,7 @@ def markdown(df: pd.DataFrame, settings: dict) -> str:
     lines = [
         "# Finite state or KV cache: inference memory and time per token against context length",
         "",
-        f"Produced by `python scripts/finite_state.py` ({settings['threads']} thread(s), {settings['machine']}, "
+        f"Produced by `cdyn-reproduce finite_state` ({settings['threads']} thread(s), {settings['machine']}, "
         f"{settings['cores']} cores; {settings['steps']} generated tokens per length, fastest shown). Memory: floats "
         "the streaming caches hold, summed over layers. Streamed logits against one forward pass at "
         f"L = {df['context'].min()}: largest |difference| "

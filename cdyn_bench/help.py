@@ -11,11 +11,12 @@ from typing import Any
 import yaml
 
 from cdyn_bench.choices import (
-    BLOCK_NORMS, DECAY_RULES, DEVICES, ETA_FS, EVOLUTIONS, FEATURE_MAPS, FORM_NAMES, GAMMA_HEADS, GATES, INPUTS,
+    BLOCK_NORMS, DECAY_RULES, DEVICES, ETA_FS, FEATURE_MAPS, FORM_NAMES, GAMMA_HEADS, GATES, INPUTS,
     LOSS_ON, NORMALISERS, OUT_NORMS, PHIS, POS_EMBS, RATE_INITS, TASK_READOUTS, WANDB_MODES,
 )
 from cdyn_bench.config import RunConfig
 from cdyn_bench.mixer.config import MixerConfig
+from cdyn_bench.mixer.evolutions import EVOLUTIONS
 from cdyn_bench.registry import ConfigError, did_you_mean
 from cdyn_bench.task_config import TASK_CONFIGS, TaskConfig
 
@@ -41,6 +42,7 @@ CHOICES = {
 }
 
 NOTES = {
+    "model.mixer.A": "; ".join(f"{name}: {kind.summary}" for name, kind in EVOLUTIONS.items()) + ".",
     "model.mixer.eta": (
         "Where the normaliser can cross zero (signed coefficients: phi=identity with eta=sum) the model's "
         "behaviour is its own, with no clamping: a run that diverges that way is recorded as diverged, with "
@@ -227,7 +229,7 @@ def option_rows(group: str, title: str, detail: Any = None) -> list[str]:
 
 
 def preset_knobs(name: str) -> str:
-    """`A=scalar_gate b=key psi=none phi=identity eta=one`: the preset's (A, b, psi, phi, eta)."""
+    """`A=identity b=key psi=none phi=identity eta=one`: the preset's (A, b, psi, phi, eta)."""
     mixer = merge(dataclasses.asdict(MixerConfig()), option_values("model", name).get("mixer", {}))
     return " ".join(f"{knob}={mixer[knob]}" for knob in PRESET_KNOBS)
 

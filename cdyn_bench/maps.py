@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cdyn_bench.config import from_record
+from cdyn_bench.compose import from_record
 from cdyn_bench.data import TaskData, to_tensors
+from cdyn_bench.mixer.evolutions import evolution
 from cdyn_bench.mixer.introspect import inspect_model
 from cdyn_bench.model import LanguageModel
 from cdyn_bench.record import RESULT, WEIGHTS, read_result
@@ -89,7 +90,7 @@ def figure(maps: dict[str, list[np.ndarray]], roles: list[str], title: str, path
 def knobs(config: dict) -> str:
     """'custom (A=fixed 1.05, phi=exp, eta=sum)': the model and the knobs the principles are about."""
     m = config["model"]["mixer"]
-    a = f"{m['A']} {m['gamma']:g}" if m["A"] == "fixed" else m["A"]
+    a = f"{m['A']} {m['gamma']:g}" if "gamma" in evolution(m["A"]).knobs else m["A"]
     noise = config["task"].get("frac_noise")
     return (f"{config['model']['name']} (A={a}, phi={m['phi']}, eta={m['eta']}, lr {config['train']['lr']:g})"
             + (f", frac_noise {noise:g}" if noise is not None else ""))

@@ -27,11 +27,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from cdyn_bench.choices import STATE_NORMALISERS
+from cdyn_bench.choices import PHI_FACTS, STATE_NORMALISERS
 from cdyn_bench.config import ModelConfig, RunConfig
 from cdyn_bench.mixer.config import MixerConfig
+from cdyn_bench.mixer.evolutions import evolution
 
-POSITIVE_PHIS = ("exp", "softplus", "elu1", "sigmoid")
 FLOAT32_LOG_MAX = math.log(3.4028234663852886e38)  # exp overflows float32 above this
 
 
@@ -69,7 +69,7 @@ def state_prediction(model: ModelConfig, seq_len: int) -> Prediction:
 
 def order_prediction(model: ModelConfig) -> Prediction:
     cfg = model.mixer
-    identity = cfg.A == "identity" or (cfg.A == "fixed" and cfg.gamma_heads == "same" and cfg.gamma == 1.0)
+    identity = evolution(cfg.A).is_identity(cfg)
     invariant = identity and model.pos_emb == "none" and cfg.conv_size == 0
     if not invariant:
         sources = [s for s, on in (("A_t != I", not identity), (f"pos_emb = {model.pos_emb}", model.pos_emb != "none"),
@@ -85,16 +85,7 @@ def order_prediction(model: ModelConfig) -> Prediction:
 
 def radius_bound(cfg: MixerConfig) -> tuple[float, str]:
     """(an upper bound on the spectral radius of every A_t, why), from the parametrisation."""
-    if cfg.A == "identity":
-        return 1.0, "A = I"
-    if cfg.A == "fixed":
-        if cfg.gamma_heads == "retnet":
-            return 1 - 2.0 ** (-5 - (cfg.n_heads - 1)), "RetNet's gammas 1 - 2^(-5-h) < 1"
-        return cfg.gamma, f"A = {cfg.gamma} I"
-    if cfg.A in ("householder",):
-        return 1.0, "I - beta k k^T with unit k and beta in (0, 1): eigenvalues 1 and 1 - beta"
-    return 1.0, f"a {cfg.gate} gate in (0, 1)" + (" times a Householder factor of radius 1"
-                                                  if cfg.A == "gated_householder" else "")
+    return evolution(cfg.A).radius_bound(cfg)
 
 
 # Normalisers computed from the coefficients themselves, which divide a common growth out.
@@ -126,7 +117,7 @@ def growth_prediction(cfg: MixerConfig, seq_len: int) -> Prediction:
 
 
 def selectivity_prediction(cfg: MixerConfig) -> Prediction:
-    zero_set = {"identity": "hyperplane", "relu": "half_space"}.get(cfg.phi, "none")
+    zero_set = PHI_FACTS[cfg.phi][0]
     reason = {"hyperplane": "phi = identity is zero only on the hyperplane q_i^T s = 0: a noise token is ignored "
                             "only if its propagated key is orthogonal to the query",
               "half_space": "phi = relu is zero on the half-space q_i^T s <= 0: noise can be switched off exactly",
@@ -148,11 +139,11 @@ def nonnegative_scores(cfg: MixerConfig) -> bool:
     """Whether q_i^T A_i...A_{j+1} b_j >= 0 always: positive feature maps on q and on k (b = psi(k)) and an
     A with nonnegative entries (scalar or diagonal factors; a Householder factor can flip signs)."""
     positive = cfg.psi in ("elu1", "relu", "exp", "softmax") and cfg.b == "feature"
-    return positive and cfg.A not in ("householder", "gated_householder")
+    return positive and not evolution(cfg.A).householder
 
 
 def sign_prediction(cfg: MixerConfig) -> Prediction:
-    crosses = cfg.eta == "sum" and cfg.phi not in (*POSITIVE_PHIS, "relu") and not nonnegative_scores(cfg)
+    crosses = cfg.eta == "sum" and PHI_FACTS[cfg.phi][1] == "signed" and not nonnegative_scores(cfg)
     if cfg.eta == "one":
         return Prediction("normaliser_sign", "none", "eta = 1: no normaliser")
     if crosses:

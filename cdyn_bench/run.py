@@ -12,18 +12,18 @@ import torch
 
 from cdyn_bench import NUMERICS_VERSION, record
 from cdyn_bench.atomic import write_atomic
-from cdyn_bench.budget import check_memory
 from cdyn_bench.checkpoint import CHECKPOINT, Checkpointer
-from cdyn_bench.config import RunConfig, vocab_size
+from cdyn_bench.config import RunConfig
 from cdyn_bench.data import TaskData, to_tensors
 from cdyn_bench.display import LiveDisplay, console
+from cdyn_bench.memory import check_memory
 from cdyn_bench.mixer.introspect import extremes_batch, noise_mass
 from cdyn_bench.model import LanguageModel
 from cdyn_bench.principles import card_record
 from cdyn_bench.record import RunResult
 from cdyn_bench.sweep import available_cores
 from cdyn_bench.tracking import mirror_to_wandb
-from cdyn_bench.tasks.roles import NOISE, QUERY, token_roles
+from cdyn_bench.tasks.roles import NOISE, QUERY, has_noise, token_roles
 from cdyn_bench.train import evaluate, train
 
 
@@ -64,7 +64,7 @@ def save_weights(model: LanguageModel, path: Path) -> None:
 def selectivity(model: LanguageModel, data: TaskData, cfg: RunConfig, device: torch.device) -> dict[str, float]:
     """For tasks with noise tokens: the share of coefficient mass that query rows put on noise, from the
     trained model's coefficients on the first test sequences (mean over layers, and the last layer)."""
-    if cfg.task.name != "noisy_icr" or cfg.task.params["frac_noise"] == 0:
+    if not has_noise(cfg.task.name, cfg.task.params):
         return {}
     k = min(SELECTIVITY_SEQUENCES, 8 * extremes_batch(model, data.seq_len))
     inputs, targets = data.test.inputs[:k], data.test.targets[:k]

@@ -11,7 +11,7 @@ diverged seed counts 0). A cell whose best mean validation accuracy is below `ru
   and its validation accuracy rose by more than `rule.rising` over its last evaluation interval: it was
   still learning.
 
-`extensions` turns the flags into the next points to train, by one rule for every cell: an `lr_edge`
+`extensions` turns the flags into the next points to train (cdyn_bench.search_runs trains them), by one rule for every cell: an `lr_edge`
 cell gets the next lr past its edge (x or / `rule.lr_factor`, within [lr_min, lr_max]) at the best lr's
 cap; an `at_cap` cell gets its best lr again at `rule.cap_factor` times the cap (up to
 `rule.max_steps_ceiling`), every seed of the cell, with the plateau stop `rule.patience`. A cell whose
@@ -24,8 +24,10 @@ import functools
 import json
 import math
 import operator
-from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cdyn_bench.search_rule import SearchRule
 
 if TYPE_CHECKING:  # pandas is imported by the functions that build frames: the config schema stays light
     import pandas as pd
@@ -34,46 +36,6 @@ LR, CAP, PATIENCE = "train.lr", "train.max_steps", "train.patience"
 # Keys a search changes; a cell is a config up to these and the seed.
 SEARCH_KEYS = [LR, CAP, PATIENCE, "train.plateau_delta"]
 FLAG_COLUMNS = ["lr_edge", "at_cap", "limit", "lr_grid", "cap", "steps_to_target_median", "n_reached"]
-
-
-@dataclass
-class SearchRule:
-    """When a cell's verdict rests on the search, and how the search is extended (see the module docstring).
-
-    target: cells whose best mean validation accuracy reaches it are settled; lr_margin: how much an edge
-    lr must beat its inner neighbour by to count as an edge (about the seed noise of a cell's mean);
-    rising: a seed gaining more validation accuracy than this over its last interval at the cap is still
-    learning; patience: the extension runs' plateau stop (evaluations without a gain of plateau_delta;
-    0 = none), chosen from the records' own take-off times (results/bench/search.md).
-    """
-
-    target: float = 0.99
-    lr_margin: float = 0.03
-    rising: float = 0.02
-    lr_factor: float = 3.0
-    lr_min: float = 1e-4
-    lr_max: float = 3e-2
-    cap_factor: int = 3
-    max_steps_ceiling: int = 4500
-    patience: int = 8
-    plateau_delta: float = 0.01
-    max_rounds: int = 0
-
-    def check(self) -> None:
-        from cdyn_bench.registry import ConfigError
-
-        for key in ("target", "lr_margin", "rising", "lr_min", "lr_max", "plateau_delta"):
-            value = getattr(self, key)
-            if not (isinstance(value, (int, float)) and 0 <= value < math.inf):
-                raise ConfigError(f"search.{key}={value}: must be a finite number >= 0")
-        if self.lr_factor <= 1 or self.cap_factor < 2:
-            raise ConfigError(f"search.lr_factor={self.lr_factor}, search.cap_factor={self.cap_factor}: "
-                              "need lr_factor > 1 and cap_factor >= 2")
-        if self.lr_min > self.lr_max:
-            raise ConfigError(f"search.lr_min={self.lr_min}: must be <= search.lr_max={self.lr_max}")
-        for key in ("patience", "max_steps_ceiling", "max_rounds"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"search.{key}={getattr(self, key)}: must be >= 0")
 
 
 # The 1-3-10 ladder of the experiments' lr grids (1e-3, 3e-3, ...), which a factor of 3 steps along.
@@ -242,59 +204,6 @@ def stop_step(history: list[dict], patience: int, delta: float) -> float:
     return math.nan
 
 
-def train_one(job: tuple[str, dict[str, float], str]) -> str:
-    """Train one extension run (a record's config with the train overrides) under `root`; its record path."""
-    import dataclasses
-    from pathlib import Path
-
-    from cdyn_bench.config import from_record
-    from cdyn_bench.record import read_result
-    from cdyn_bench.run import run
-
-    path, overrides, root = job
-    cfg = from_record(read_result(Path(path)).config)
-    train = dataclasses.replace(cfg.train, num_threads=1, lr=overrides[LR], max_steps=int(overrides[CAP]),
-                                patience=int(overrides[PATIENCE]), plateau_delta=overrides["train.plateau_delta"])
-    sweep = Path(root).parent.name
-    cfg = dataclasses.replace(cfg, train=train, progress=False, wandb="disabled", force=False, reuse=[],
-                              sweep_name=sweep)
-    try:
-        cfg.check()
-        return run(cfg, Path(root) / "cells").path
-    except Exception as err:  # one failed point is reported, not the end of the search
-        return f"error: {type(err).__name__}: {err}".splitlines()[0]
-
-
-def extend(dirs: list, out, rule: SearchRule, jobs: int = 2, log=print) -> int:
-    """Apply the rule to the records under `dirs` and `out` until no cell gets a new point (or max_rounds);
-    new records go to `out`/cells. Returns the number of runs trained. Resumable: a point whose record
-    exists is not trained again (cdyn_bench.run skips it)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from pathlib import Path
-
-    from cdyn_bench import report
-
-    out, trained, done = Path(out), 0, set()
-    for round_ in range(1, rule.max_rounds + 1):
-        df, problems = report.load([*map(Path, dirs), out])
-        for line in problems:
-            log(f"warning: {line}")
-        cell = cell_columns(df, report.config_columns(df), report.NOT_CELL_KEYS)
-        todo = [(path, point, str(out)) for path, point in extensions(df, cell, rule)]
-        todo = [job for job in todo if (job[0], tuple(sorted(job[1].items()))) not in done]
-        if not todo:
-            break
-        log(f"search round {round_}: {len(todo)} runs")
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for job, result in zip(todo, pool.map(train_one, todo)):
-                done.add((job[0], tuple(sorted(job[1].items()))))
-                trained += 1
-                name = result if result.startswith("error") else Path(result).parent.name
-                log(f"  {name} lr={job[1][LR]:g} cap={job[1][CAP]:.0f}")
-    return trained
-
-
 def status(df: pd.DataFrame, cell: list[str], rule: SearchRule, folder_of: str = "sweep_name") -> pd.DataFrame:
     """One row per cell below rule.target pooled over folders: its flags, the bound hit, the folders holding it."""
     table = flags(df, cell, rule)
@@ -305,3 +214,8 @@ def status(df: pd.DataFrame, cell: list[str], rule: SearchRule, folder_of: str =
         folders = df.groupby(keys)[folder_of].agg(lambda s: ",".join(sorted(set(map(str, s)))))
         table["folders"] = cell_ids(table, cell).map(folders)
     return table.reset_index(drop=True)
+
+
+def experiment_records(results: Path) -> list[Path]:
+    """Every records folder of the findings and principles under `results`, in a fixed order."""
+    return sorted(results.glob("findings/*/records")) + sorted(results.glob("principles/*/records"))

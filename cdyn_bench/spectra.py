@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cdyn_bench.config import from_record
+from cdyn_bench.compose import from_record
 from cdyn_bench.data import TaskData, to_tensors
 from cdyn_bench.mixer.introspect import extremes_batch, inspect_model
 from cdyn_bench.model import LanguageModel

@@ -48,7 +48,7 @@ def compare(runs: pd.DataFrame, arm: str, keys: list[str], metric: str = "test_a
     """Per group of `keys` and pair of values of `arm`: each arm's mean and seeds, the difference, Welch's t and
     the bootstrap 95% interval; `clear` when Welch's p < 0.05 and the interval excludes 0 (with 3 seeds the
     percentile bootstrap alone calls a 0.998-vs-1.000 difference clear). `runs` are one setting per arm and seed
-    (e.g. report.select_best's), a diverged seed already counted as 0."""
+    (e.g. table.select_best's), a diverged seed already counted as 0."""
     rows = []
     for group, part in runs.groupby(keys, dropna=False, sort=True) if keys else [((), runs)]:
         values = {v: part.loc[part[arm] == v].sort_values("seed")[metric].to_numpy(float)

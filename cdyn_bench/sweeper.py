@@ -3,8 +3,8 @@
 The sweep's manifest (written by cdyn_bench.callbacks when the multirun starts, before the sweeper runs)
 names each job's record folder and config hash; a job whose record is finished (and force is off) is left
 out of its batch, so resuming a sweep on SLURM or Ray costs no job start for the cells it already has.
-This leans on BasicSweeper's batching (split_arguments, get_job_batch, is_done); tests/test_sweep.py
-fails if Hydra changes them.
+This leans on BasicSweeper's batching (split_arguments, get_job_batch, is_done), reached through
+cdyn_bench.hydra_adapter; tests/test_sweep.py and tests/test_hydra_adapter.py fail if Hydra changes them.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from cdyn_bench import record
+from cdyn_bench.hydra_adapter import basic_sweeper
 from cdyn_bench.sweep import SweepIncomplete, read_manifest
 
 
-class Resuming(BasicSweeper):
+class Resuming(basic_sweeper()):
     """BasicSweeper whose batches leave out the jobs of finished cells (see the module docstring)."""
 
     def finished_jobs(self) -> set[tuple[str, ...]]:

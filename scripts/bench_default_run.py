@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import OUT, checkout  # noqa: E402
+from cdyn_bench.revision import checkout
+
+OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
 
 COMMAND = ["model=gated", "task=mqar", "progress=false", "wandb=disabled"]
 
@@ -48,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        site = checkout(args.baseline, Path(tmp))
+        site = checkout(args.baseline, Path(tmp), OUT.parents[1])
         for i in range(args.rounds):
             for code, path in (("before", site), ("after", None)):
                 rows.append({"code": code, "round": i, **timed_run(path, Path(tmp) / f"{code}{i}", args.seed)})

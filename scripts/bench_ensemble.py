@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -26,13 +25,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import OUT  # noqa: E402
+from cdyn_bench.compose import compose
+from cdyn_bench.data import TaskData, to_tensors
+from cdyn_bench.model import LanguageModel
+from cdyn_bench.train import loss_on, make_optimizer
 
-from cdyn_bench.config import compose  # noqa: E402
-from cdyn_bench.data import TaskData, to_tensors  # noqa: E402
-from cdyn_bench.model import LanguageModel  # noqa: E402
-from cdyn_bench.train import loss_on, make_optimizer  # noqa: E402
+OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
 
 
 def fastest(step, repeats: int) -> float:

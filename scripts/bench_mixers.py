@@ -24,11 +24,11 @@ import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from cdyn_bench.config import compose
+from cdyn_bench.compose import compose
+from cdyn_bench.help import option_names
 from cdyn_bench.mixer import CoeffMixer, MixerConfig
 
-PRESETS = ["softmax", "linear", "norm_attn", "retnet", "mamba2", "gla", "s6", "deltanet", "gated_deltanet",
-           "mlstm", "gated"]
+PRESETS = option_names("model")  # every preset of conf/model
 FORMS = ["quadratic", "recurrent", "chunked"]
 LENGTHS = [128, 512, 2048]
 

@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from cdyn_bench.config import RunConfig, compose
+from cdyn_bench.config import RunConfig
+from cdyn_bench.compose import compose
 from cdyn_bench.model import LanguageModel
 from cdyn_bench.tasks import mqar
 

@@ -25,17 +25,18 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from cdyn_bench.help import option_names
+from cdyn_bench.revision import checkout
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench"
-PRESETS = ["softmax", "linear", "norm_attn", "retnet", "mamba2", "gla", "s6", "deltanet", "gated_deltanet",
-           "mlstm", "gated"]
+PRESETS = option_names("model")  # every preset of conf/model
 SIZES = {
     "mqar": ("task=mqar",),
     "noisy_icr": ("task=noisy_icr", "task.num_train=0"),
@@ -186,7 +187,10 @@ def measure_cell(cfg, preset: str, size: str, budget_s: float, digest_only: bool
 def configs(presets: list[str], sizes: list[str], records: list[str]):
     """(cfg, preset, size) of every preset at every size, or of every run record (result.json) as cdyn-run
     would train it, labelled by its folder name and 'record'."""
-    from cdyn_bench.config import compose, from_record
+    try:
+        from cdyn_bench.compose import compose, from_record
+    except ImportError:  # a --baseline revision from before cdyn_bench.compose
+        from cdyn_bench.config import compose, from_record
 
     if records:
         for path in records:
@@ -222,19 +226,6 @@ def measure(presets: list[str], sizes: list[str], threads: int, budget_s: float,
         print(json.dumps(rows[-1] if digest_only else {k: rows[-1][k] for k in ("preset", "size", "ms_per_step")}),
               file=sys.stderr)
     return rows
-
-
-def checkout(rev: str, into: Path) -> Path:
-    """The package of revision `rev` laid out as installed (tasks/ and conf/ inside cdyn_bench/) under `into`."""
-    tree = into / "tree"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
-                   capture_output=True)
-    package = into / "site" / "cdyn_bench"
-    shutil.copytree(tree / "cdyn_bench", package)
-    shutil.copytree(tree / "tasks", package / "tasks")
-    shutil.copytree(tree / "conf", package / "conf")
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True)
-    return into / "site"
 
 
 def measure_in_subprocess(site: Path | None, args: argparse.Namespace) -> list[dict]:
@@ -312,7 +303,7 @@ def main() -> None:
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        site = checkout(args.baseline, Path(tmp)) if args.baseline else None
+        site = checkout(args.baseline, Path(tmp), ROOT) if args.baseline else None
         # Cell by cell, before and after in turn, so that a slow spell of the machine hits both alike.
         cells = ([argparse.Namespace(**{**vars(args), "records": [r]}) for r in args.records] if args.records else
                  [argparse.Namespace(**{**vars(args), "presets": [p], "sizes": [s]}) for s in args.sizes for p in args.presets])

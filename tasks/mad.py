@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import IGNORE, Examples, require
+from .common import IGNORE, Examples, require
 
 
 def _validate_copying(vocab_size: int, seq_len: int, num_tokens_to_copy: int) -> None:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import IGNORE, Examples, distinct_integers, require
+from .common import IGNORE, Examples, distinct_integers, require
 
 
 def _validate(vocab_size: int, seq_len: int, num_kv_pairs: int, power_a: float) -> None:

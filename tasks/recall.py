@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import IGNORE, Examples, distinct_integers, first_occurrence, require
+from .common import IGNORE, Examples, distinct_integers, first_occurrence, require
 
 
 def _validate_recall(vocab_size: int, seq_len: int, noise_vocab_size: int,

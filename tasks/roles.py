@@ -9,11 +9,18 @@ except the scored query positions.
 
 import numpy as np
 
-from . import IGNORE
+from .common import IGNORE
 
 ROLES = ("key", "value", "noise", "query", "filler")
 KEY, VALUE, NOISE, QUERY, FILLER = range(len(ROLES))
 DEFINED = ("icr", "noisy_icr", "mqar")
+# Tasks whose sequences can hold noise tokens, and whether these parameters put any in.
+NOISY = {"noisy_icr": lambda params: params["frac_noise"] > 0}
+
+
+def has_noise(task: str, params: dict) -> bool:
+    """Whether the task's sequences hold noise tokens (role NOISE) with these parameters."""
+    return task in NOISY and NOISY[task](params)
 
 
 def token_roles(task: str, params: dict, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from cdyn_bench.config import compose
+from cdyn_bench.compose import compose
 
 __all__ = ["BIN", "PRESETS", "TINY", "assert_close", "cdyn_run", "cli_env", "compose", "compose_hydra", "conf_file",
            "group_names", "run_fwd_bwd", "state_forms", "sweep_jobs", "write_record"]
@@ -38,9 +38,9 @@ PRESETS = group_names("model")
 
 def state_forms(mixer_cfg) -> list[str]:
     """The forms that can compute a linear-readout mixer: every one, the scan only for A without a Householder part."""
-    from cdyn_bench.choices import HOUSEHOLDER
+    from cdyn_bench.mixer.evolutions import evolution
 
-    return ["quadratic", "recurrent", "chunked"] + ([] if mixer_cfg.A in HOUSEHOLDER else ["scan"])
+    return ["quadratic", "recurrent", "chunked"] + ([] if evolution(mixer_cfg.A).householder else ["scan"])
 
 
 def compose_hydra(*overrides: str):
@@ -48,7 +48,7 @@ def compose_hydra(*overrides: str):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
-    from cdyn_bench.config import register_schema
+    from cdyn_bench.compose import register_schema
 
     register_schema()
     with initialize_config_module(config_module="cdyn_bench.conf", version_base="1.3"):

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdyn_bench.cli import USAGE_ERRORS, one_line
+from cdyn_bench.usage import USAGE_ERRORS, one_line
 from cdyn_bench.config import RunConfig
 from helpers import BIN, TINY, cli_env, compose
 

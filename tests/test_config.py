@@ -13,6 +13,7 @@ from helpers import PRESETS, compose, conf_file, group_names, sweep_jobs
 from cdyn_bench import choices
 from cdyn_bench.mixer.components import ETA_FS, FEATURE_MAPS, PHIS
 from cdyn_bench.mixer.forms import FORMS
+from cdyn_bench.mixer.normalisers import ETAS
 from cdyn_bench.model import NORMS
 from cdyn_bench.registry import ConfigError
 from cdyn_bench.task_config import TASK_CONFIGS
@@ -33,6 +34,7 @@ IMPLEMENTATIONS = {
     "eta_f": (ETA_FS, choices.ETA_FS),
     "block_norm": (NORMS, choices.BLOCK_NORMS),
     "form": ({"auto": None, **FORMS}, choices.FORM_NAMES),
+    "eta": (ETAS, choices.NORMALISERS),
 }
 
 

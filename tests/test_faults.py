@@ -12,7 +12,7 @@ import pytest
 
 from cdyn_bench import atomic, record
 from cdyn_bench.atomic import WriteFault
-from cdyn_bench.report import load
+from cdyn_bench.table import load
 from cdyn_bench.run import run
 from helpers import TINY, compose
 
@@ -46,13 +46,13 @@ def test_a_write_that_fails_is_one_line_naming_the_file_and_keeps_finished_recor
 
 
 def test_the_cli_turns_a_write_fault_into_exit_1_with_one_line(tmp_path, monkeypatch, capsys):
-    from cdyn_bench.cli import _report_usage_errors
+    from cdyn_bench.usage import report_usage_errors
 
     def fail():
         raise WriteFault(tmp_path / record.RESULT, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
 
     with pytest.raises(SystemExit) as caught:
-        _report_usage_errors(fail)
+        report_usage_errors(fail)
     lines = capsys.readouterr().err.strip().splitlines()
     assert caught.value.code == 1 and len(lines) == 1 and "No space left on device" in lines[0]
 

@@ -13,9 +13,13 @@ import torch
 import torch.nn.functional as F
 from helpers import PRESETS, assert_close, compose, run_fwd_bwd, state_forms
 
-from cdyn_bench.choices import EVOLUTIONS, FEATURE_MAPS, GATED, GATES, INPUTS, OUT_NORMS, STATE_NORMALISERS
+from cdyn_bench.choices import FEATURE_MAPS, GATES, INPUTS, OUT_NORMS, STATE_NORMALISERS
 from cdyn_bench.mixer import FORMS, CoeffMixer, MixerConfig, reference
 from cdyn_bench.mixer.components import Evolution
+from cdyn_bench.mixer.evolutions import EVOLUTIONS
+
+# The kinds of A the random knobs draw from: the seven built in, whatever a test module registers later.
+KINDS = list(EVOLUTIONS)
 
 LENGTHS = [1, 7, 64, 200]
 STATE_FORMS = ["quadratic", "recurrent", "chunked", "scan"]
@@ -71,13 +75,13 @@ def random_knobs(seed: int, d_model: int) -> MixerConfig:
     """A random knob combination that every form can compute (phi = identity), drawn so that each
     evolution, input and normaliser appears; dependent knobs are drawn from what their parents allow."""
     rng = random.Random(seed)
-    A, b, eta, gate = rng.choice(EVOLUTIONS), rng.choice(INPUTS), rng.choice(STATE_NORMALISERS), rng.choice(GATES)
+    A, b, eta, gate = rng.choice(KINDS), rng.choice(INPUTS), rng.choice(STATE_NORMALISERS), rng.choice(GATES)
     psi = rng.choice(FEATURE_MAPS)
     if b == "delta_B":
-        A, gate = rng.choice(["scalar_gate", "diag_gate", "gated_householder"]), "mamba"
+        A, gate = rng.choice([a for a in KINDS if EVOLUTIONS[a].input_dependent]), "mamba"
     if eta == "sum":
         # A causal sum of mixed-sign coefficients can pass through zero: keep the coefficients positive.
-        A, b, psi = rng.choice(EVOLUTIONS[:5]), "feature", rng.choice(["elu1", "exp", "softmax"])
+        A, b, psi = rng.choice([a for a in KINDS if not EVOLUTIONS[a].householder]), "feature", rng.choice(["elu1", "exp", "softmax"])
     value_dim = rng.choice([1, 3])
     cfg = MixerConfig(
         n_heads=2, head_dim=rng.choice([2, 3, 4]), value_dim=value_dim, share_qk=rng.random() < 0.3,
@@ -108,11 +112,11 @@ def test_random_knobs_forms_agree(seed):
 
 def test_random_knobs_cover_every_evolution_and_input():
     combos = [random_knobs(seed, 8) for seed in range(50)]
-    assert {c.A for c in combos} == set(EVOLUTIONS)
+    assert {c.A for c in combos} == set(KINDS)
     assert {c.b for c in combos} == set(INPUTS)
     assert {c.eta for c in combos} == set(STATE_NORMALISERS)
     assert {c.out_norm for c in combos} == set(OUT_NORMS) and {c.normalize_q for c in combos} == {False, True}
-    assert {c.gate for c in combos if c.A in GATED} == set(GATES) and {c.psi for c in combos} == set(FEATURE_MAPS)
+    assert {c.gate for c in combos if EVOLUTIONS[c.A].gated} == set(GATES) and {c.psi for c in combos} == set(FEATURE_MAPS)
     assert {c.norm_before_gate for c in combos if c.out_gate and c.out_norm != "none"} == {False, True}
 
 

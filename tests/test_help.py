@@ -10,7 +10,8 @@ from importlib import resources
 
 import pytest
 
-from cdyn_bench.config import RunConfig, compose
+from cdyn_bench.config import RunConfig
+from cdyn_bench.compose import compose
 from cdyn_bench.help import CHOICES, KEY_WIDTH, check_groups, help_text, show
 from cdyn_bench.registry import ConfigError
 from cdyn_bench.task_config import TASK_CONFIGS, TaskConfig

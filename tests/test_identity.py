@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from cdyn_bench import NUMERICS_VERSION, record
-from cdyn_bench.config import ModelConfig, RunConfig, TrainConfig, compose
+from cdyn_bench.compose import compose
+from cdyn_bench.config import ModelConfig, RunConfig, TrainConfig
 from cdyn_bench.registry import ConfigError
 from helpers import TINY, cdyn_run
 
@@ -116,7 +117,7 @@ def test_impossible_sizes_and_paths_are_refused(override, message):
 
 
 def test_the_default_sizes_fit():
-    from cdyn_bench.budget import estimate
+    from cdyn_bench.memory import estimate
 
     cfg = compose()
     assert sum(p.bytes for p in estimate(cfg, 64, 256)) < 2e9
@@ -187,7 +188,7 @@ def test_the_record_names_the_code_and_the_threads(tmp_path, monkeypatch):
 
 
 def test_config_checks_import_no_torch():
-    code = ("import sys\nfrom cdyn_bench.config import compose\n"
+    code = ("import sys\nfrom cdyn_bench.compose import compose\n"
             "try:\n    compose('model.mixer.phi=tanh')\nexcept Exception as e:\n    print(type(e).__name__)\n"
             "print('torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

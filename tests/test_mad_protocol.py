@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,11 +12,10 @@ import pytest
 import yaml
 from helpers import BIN, cli_env, compose, sweep_jobs
 
+from cdyn_bench import mad_protocol as make
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ROOT / "conf" / "mad_setting"
-spec = importlib.util.spec_from_file_location("make_mad_settings", ROOT / "scripts" / "make_mad_settings.py")
-make = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make)
 
 # MAD's configs/tasks/*.yml: 1 baseline + the number of change values.
 MAD_COUNTS = {"icr": 11, "noisy_icr": 14, "fuzzy_icr": 11, "selective_copy": 13, "compression": 11,

@@ -396,7 +396,7 @@ def test_a_fixed_gamma_is_exact_in_float64_and_unchanged_in_float32():
 
     import torch
 
-    from cdyn_bench.mixer.gates import EvolutionParams
+    from cdyn_bench.mixer.evolution_params import EvolutionParams
 
     for overrides in (["model=retnet"], ["model=softmax", "model.mixer.A=fixed", "model.mixer.gamma=1.05"]):
         cfg = compose(*overrides).model.mixer

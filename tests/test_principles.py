@@ -83,7 +83,7 @@ def test_every_record_carries_its_card(tmp_path):
 
 
 def test_report_principles_counts_where_predictions_held(tmp_path):
-    from cdyn_bench.report import principles_table
+    from cdyn_bench.views import principles_table
     from cdyn_bench.run import run
     from helpers import TINY
 

@@ -13,7 +13,9 @@ import pytest
 
 from cdyn_bench import NUMERICS_VERSION, figures
 from cdyn_bench.record import RESULT, RunResult, config_hash, run_dir, write_result
-from cdyn_bench.report import aggregate, build, load, make_report, markdown, select_best, swept_keys, with_condition
+from cdyn_bench.report import make_report
+from cdyn_bench.report_figures import with_condition
+from cdyn_bench.table import aggregate, build, load, markdown, select_best, swept_keys
 from cdyn_bench.sweep import Cell, Manifest, write_manifest
 
 CDYN_REPORT = str(Path(sys.executable).parent / "cdyn-report")
@@ -299,7 +301,7 @@ def test_noise_mass_is_averaged_per_cell_and_drawn(tmp_path):
 
 
 def test_where_matches_numbers_as_numbers():
-    from cdyn_bench.report import matches
+    from cdyn_bench.table import matches
 
     assert matches(1.0, ["1.0"]) and matches(1.0, ["1"]) and matches(2.0, ["2"]) and matches(0.003, ["3e-3"])
     assert matches(True, ["True"]) and matches("exp", ["exp", "identity"])

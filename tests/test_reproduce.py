@@ -1,24 +1,20 @@
-"""scripts/reproduce.py: every finding's sweeps and quick cuts compose; --quick runs the pipeline end to end (slow)."""
+"""cdyn-reproduce: every finding's sweeps and quick cuts compose; --quick runs the pipeline end to end (slow)."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import compose, conf_file, group_names, sweep_jobs
+from helpers import BIN, cli_env, compose, conf_file, group_names, sweep_jobs
 
-from cdyn_bench.report import select_where
+from cdyn_bench import reproduce
+from cdyn_bench.measures import MEASURES
+from cdyn_bench.table import select_where
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "reproduce.py"
-spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
-reproduce = sys.modules["reproduce"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(reproduce)
 
 
 def single(override: str) -> str:
@@ -71,9 +67,8 @@ def test_extended_sweeps_run_only_with_extended(monkeypatch, tmp_path, extended)
     ran, reported = [], []
     monkeypatch.setattr(reproduce, "run_sweep", lambda sweep, *args: ran.append(sweep))
     monkeypatch.setattr(reproduce, "make_report", lambda report, root, pool=(): reported.append(report.out))
-    monkeypatch.setattr(sys, "argv", ["reproduce.py", "unstable_evolution", "key_scaling", "--root", str(tmp_path),
-                                      *(["--extended"] if extended else [])])
-    reproduce.main()
+    monkeypatch.setattr(reproduce, "measure", lambda *args: None)
+    reproduce.main(["unstable_evolution", "key_scaling", "--root", str(tmp_path), *(["--extended"] if extended else [])])
     budget = ["unstable_evolution", "unstable_evolution_boundaries", "unstable_evolution_length", "key_scaling",
               "key_scaling_noisy_icr"]
     assert ran == (budget[:3] + ["unstable_evolution_boundaries_identity"] + budget[3:] + ["key_scaling_long"]
@@ -91,14 +86,21 @@ def test_the_extended_unstable_boundaries_are_the_budget_cells_with_phi_identity
     assert extended.sweep_name == "unstable_evolution_boundaries_identity"
 
 
-def test_an_unknown_finding_is_one_line_naming_it():
-    out = subprocess.run([sys.executable, str(SCRIPT), "normalisation"], capture_output=True, text=True)
+def test_an_unknown_finding_is_one_line_naming_it(tmp_path):
+    out = subprocess.run([BIN / "cdyn-reproduce", "normalisation"], capture_output=True, text=True, env=cli_env(tmp_path))
     assert out.returncode == 2 and "finding 'normalisation'" in out.stderr and "normalization" in out.stderr
+
+
+def test_every_finding_lists_known_measurements_and_help_lists_the_findings(tmp_path):
+    assert all(set(f.measures) <= set(MEASURES) for f in reproduce.FINDINGS.values())
+    out = subprocess.run([BIN / "cdyn-reproduce", "--help"], capture_output=True, text=True, env=cli_env(tmp_path))
+    assert out.returncode == 0 and all(name in out.stdout for name in reproduce.FINDINGS)
 
 
 @pytest.mark.slow
 def test_quick_reproduction_runs_every_finding_and_writes_its_reports(tmp_path):
-    subprocess.run([sys.executable, str(SCRIPT), "--quick", "--root", str(tmp_path)], check=True, cwd=tmp_path)
+    subprocess.run([BIN / "cdyn-reproduce", "--quick", "--root", str(tmp_path)], check=True, cwd=tmp_path,
+                   env=cli_env(tmp_path))
     for finding in reproduce.FINDINGS.values():
         for report in finding.reports:
             if set(report.sweeps) & set(finding.extended):
@@ -127,3 +129,9 @@ def test_depth_at_two_blocks_is_the_config_of_the_experiment_it_reuses(cell):
     donor = compose(f"+experiment={sweep}", *overrides, *run)
     assert depth.identity() == donor.identity()
     assert compose("+experiment=depth", f"+depth_cell={cell}", "model.n_layers=4", *run).identity() != donor.identity()
+
+
+@pytest.mark.parametrize("name", [n for n in group_names("experiment") if n.endswith("_full")])
+def test_a_full_experiment_inherits_its_base_or_says_why_not(name):
+    base, text = name.removesuffix("_full"), (ROOT / "conf" / "experiment" / f"{name}.yaml").read_text()
+    assert f"defaults:\n  - {base}\n" in text or f"Not inherited from {base}.yaml" in text

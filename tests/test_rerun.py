@@ -1,9 +1,8 @@
-"""scripts/rerun.py: a committed record trained again gives the same numbers, and a changed one is caught."""
+"""cdyn_bench.rerun (scripts/rerun.py): a committed record trained again gives the same numbers, and a changed one is caught."""
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,11 +10,10 @@ from pathlib import Path
 
 from helpers import TINY, cdyn_run, cli_env
 
+from cdyn_bench import rerun
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "rerun.py"
-spec = importlib.util.spec_from_file_location("rerun", SCRIPT)
-rerun = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(rerun)
 
 
 def test_a_kind_is_the_config_up_to_seed_and_learning_rate():

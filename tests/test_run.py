@@ -14,8 +14,9 @@ from helpers import TINY, cdyn_run, compose
 
 from cdyn_bench import NUMERICS_VERSION
 from cdyn_bench.choices import EXTREMES
-from cdyn_bench.config import TrainConfig, from_record
-from cdyn_bench.mixer import forms
+from cdyn_bench.compose import from_record
+from cdyn_bench.config import TrainConfig
+from cdyn_bench.mixer import normalisers
 from cdyn_bench.mixer.components import divide_or_zero
 from cdyn_bench.record import RESULT, WEIGHTS, config_hash, read_result
 from cdyn_bench.registry import ConfigError
@@ -191,7 +192,7 @@ def test_relu_attention_with_all_negative_rows_trains(tmp_path, monkeypatch):
         zero_rows.append(int((den == 0).sum()))
         return divide_or_zero(num, den)
 
-    monkeypatch.setattr(forms, "divide_or_zero", counting)
+    monkeypatch.setattr(normalisers, "divide_or_zero", counting)
     result = run(compose(*TINY, "model=softmax", "model.mixer.phi=relu", "model.pos_emb=none"), tmp_path / "runs")
     assert sum(zero_rows) > 0, "no row summed to zero: the test does not reach the case"
     assert result.status == "completed" and result.diverged_at is None and result.steps == 20

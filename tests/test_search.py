@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdyn_bench import search, stats
+from cdyn_bench import search, search_runs, stats
 from cdyn_bench.config import TrainConfig
 from cdyn_bench.record import RunResult, config_hash, run_dir, write_result
-from cdyn_bench.report import load, make_report
+from cdyn_bench.report import make_report
+from cdyn_bench.table import load
 from cdyn_bench.train import plateaued
 from helpers import TINY, compose
 
@@ -134,10 +135,10 @@ def test_an_extension_trains_the_next_points_once_and_resumes_without_retraining
     cell = search.cell_columns(df, [c for c in df.columns if "." in c], ["seed"])
     planned = search.extensions(df, cell, rule)
     assert planned and all(point[search.PATIENCE] == rule.patience for _, point in planned)
-    assert search.extend([tmp_path / "base"], tmp_path / "ext", rule, jobs=1, log=lambda line: None) == len(planned)
+    assert search_runs.extend([tmp_path / "base"], tmp_path / "ext", rule, jobs=1, log=lambda line: None) == len(planned)
     added = load([tmp_path / "ext"])[0]
     assert len(added) == len(planned) and (added["train.patience"] == rule.patience).all()
-    assert search.extend([tmp_path / "base"], tmp_path / "ext", rule, jobs=1, log=lambda line: None) == 0
+    assert search_runs.extend([tmp_path / "base"], tmp_path / "ext", rule, jobs=1, log=lambda line: None) == 0
 
 
 def test_every_findings_and_principles_experiment_carries_the_standard_rule():

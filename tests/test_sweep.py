@@ -16,7 +16,8 @@ from helpers import BIN, TINY, cdyn_run, cli_env, compose_hydra, write_record
 
 from cdyn_bench.progress import SweepProgress
 from cdyn_bench.record import RESULT, read_result
-from cdyn_bench.report import TIMING_COLUMNS, load, make_report
+from cdyn_bench.report import make_report
+from cdyn_bench.table import TIMING_COLUMNS, load
 from cdyn_bench.sweep import MANIFEST, Cell, Manifest, missing_cells, read_manifest, threads_per_job
 
 # The smoke experiment's 12 cells, slow enough (about half a second each) to be killed part way.
@@ -45,7 +46,7 @@ def test_launcher_presets_compose(preset, target, plugin, threads):
     pytest.importorskip(plugin)
     from omegaconf import open_dict
 
-    from cdyn_bench.cli import job_run_config
+    from cdyn_bench.usage import job_run_config
 
     cfg = compose_hydra(f"hydra/launcher={preset}", "+experiment=smoke")
     assert cfg.hydra.launcher._target_.endswith(target)

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cdyn_bench.choices import STABILISED
-from cdyn_bench.mixer.components import Evolution, State, augment, normalise, segsum
+from cdyn_bench.mixer.components import Evolution, State, augment, segsum
 from cdyn_bench.mixer.householder import gate_transport, householder_intra
+from cdyn_bench.mixer.normalisers import ETAS
 
 
 def to_chunks(x: Tensor, C: int) -> Tensor:
@@ -185,7 +186,7 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
     state = qc.shape[2] > 1 or initial is not None or return_state
 
     def output(y: Tensor, m: Tensor, final: State | None = None) -> Tensor | tuple[Tensor, State]:
-        y = normalise(from_chunks(y, T), from_chunks(m, T), eta, eta_learned)
+        y = ETAS[eta].state(from_chunks(y, T), from_chunks(m, T), eta_learned)
         return (y, final) if return_state else y
 
     if evolution.householder:

@@ -1,4 +1,5 @@
-"""The pluggable pieces of the mixer, keyed by their names in cdyn_bench.choices: psi, phi, eta, A_t in log space.
+"""The pluggable pieces of the mixer, keyed by their names in cdyn_bench.choices: psi, phi, the learned eta's f;
+A_t in log space (what a kind of A, cdyn_bench.mixer.evolutions, produces); the state and its helpers.
 
 The normaliser helpers serve the state forms (recurrent, chunked): with eta = sum or mlstm the
 state carries one extra value column of ones, so that y_i and sum_j alpha~_ij come out together,
@@ -107,18 +108,3 @@ def divide_or_zero(num: Tensor, den: Tensor) -> Tensor:
 def augment(v: Tensor, eta: str) -> Tensor:
     """v (..., dv) with a column of ones appended when eta needs the causal sum of coefficients."""
     return torch.cat([v, torch.ones_like(v[..., :1])], dim=-1) if eta in STABILISED else v
-
-
-def normalise(y: Tensor, m: Tensor, eta: str, eta_learned: Tensor | None) -> Tensor:
-    """y_i / eta_i from the state forms' output y (B, T, H, dv [+1]) and its log scale m (B, T, H).
-
-    y holds exp(-m_i) * sum_j alpha~_ij [v_j, 1]; m is zero unless eta is in STABILISED.
-    """
-    if eta == "one":
-        return y
-    if eta == "learned":
-        return y / eta_learned[..., None]
-    num, den = y[..., :-1], y[..., -1:]
-    if eta == "sum":
-        return divide_or_zero(num, den)
-    return num / torch.maximum(den.abs(), torch.exp(-m)[..., None])

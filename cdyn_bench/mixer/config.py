@@ -5,26 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdyn_bench.choices import (
-    ETA_FS, EVOLUTIONS, FEATURE_MAPS, FORM_NAMES, GAMMA_HEADS, GATED, GATES, HOUSEHOLDER, INPUTS, NORMALISERS, OUT_NORMS, PHIS,
-    RATE_INITS, STATE_FORMS, STATE_NORMALISERS,
+    ETA_FS, FEATURE_MAPS, FORM_NAMES, GAMMA_HEADS, GATES, INPUTS, NORMALISERS, OUT_NORMS, PHIS, RATE_INITS, STATE_FORMS,
+    STATE_NORMALISERS,
 )
+from cdyn_bench.mixer.evolutions import EVOLUTIONS, evolution
 from cdyn_bench.registry import ConfigError, check_choice
-
-# Knobs of each gate parametrisation (the others have no effect with that gate).
-GATE_KNOBS = {
-    "sigmoid": ("gate_min", "gate_max", "gate_temperature", "gate_rank"),
-    "mlstm": ("gate_min", "gate_max"),
-    "mamba": ("rate_init", "rate_min", "rate_max", "dt_min", "dt_max", "gate_rank"),
-}
 
 
 @dataclass
 class MixerConfig:
     """Knobs of one coefficient-dynamics mixer; names follow the paper's symbols.
 
-    A: evolution matrix A_t. identity; fixed = gamma*I; learned_scalar = one learned a_h per head;
-       scalar_gate = input-dependent a_t*I; diag_gate = input-dependent Diag(a_t);
-       householder = I - beta_t k_t k_t^T (k_t L2-normalised); gated_householder = a_t (I - beta_t k_t k_t^T).
+    A: evolution matrix A_t, one of the kinds in cdyn_bench.mixer.evolutions (each module says what it is;
+       `cdyn-run --help` lists them with a line each).
     gamma, gamma_heads: A = fixed uses gamma for every head (same) or RetNet's 1 - 2^(-5-h) (retnet).
     gate: parametrisation of a learned or gated A, in log space. sigmoid: a = sigmoid(W u + c)^(1/tau)
        with tau = gate_temperature, W of rank gate_rank (0 = full), a in [gate_min, gate_max] at
@@ -82,7 +75,7 @@ class MixerConfig:
     def check(self, d_model: int) -> None:
         """Raise ConfigError, one line naming the knob, on a bad value or combination."""
         for key, allowed in (
-            ("A", EVOLUTIONS), ("gamma_heads", GAMMA_HEADS), ("gate", GATES), ("rate_init", RATE_INITS),
+            ("A", list(EVOLUTIONS)), ("gamma_heads", GAMMA_HEADS), ("gate", GATES), ("rate_init", RATE_INITS),
             ("b", INPUTS), ("psi", FEATURE_MAPS), ("phi", PHIS), ("eta", NORMALISERS), ("eta_f", ETA_FS),
             ("out_norm", OUT_NORMS), ("form", FORM_NAMES),
         ):
@@ -125,18 +118,23 @@ class MixerConfig:
                 raise ConfigError(f"model.mixer.{key}={getattr(self, key)}: must be > 0")
 
     def _check_gates(self) -> None:
-        if self.gamma_heads == "retnet" and self.A != "fixed":
-            raise ConfigError(f"model.mixer.gamma_heads=retnet needs model.mixer.A=fixed; got A={self.A}")
-        if self.rate_init == "s4d_real" and not (self.A == "diag_gate" and self.gate == "mamba"):
+        kind = evolution(self.A)
+        if self.gamma_heads == "retnet" and "gamma_heads" not in kind.knobs:
+            raise ConfigError(f"model.mixer.gamma_heads=retnet needs model.mixer.A="
+                              f"{', '.join(n for n, k in EVOLUTIONS.items() if 'gamma_heads' in k.knobs)}; "
+                              f"got A={self.A}")
+        if self.rate_init == "s4d_real" and not (kind.factor == "diagonal" and kind.gated and self.gate == "mamba"):
             raise ConfigError(
-                f"model.mixer.rate_init=s4d_real gives one rate per state channel: needs A=diag_gate and "
-                f"gate=mamba; got A={self.A}, gate={self.gate}. Allowed otherwise: uniform"
+                f"model.mixer.rate_init=s4d_real gives one rate per state channel: needs A="
+                f"{kinds_with(factor='diagonal', gated=True)} and gate=mamba; got A={self.A}, gate={self.gate}. "
+                "Allowed otherwise: uniform"
             )
-        if self.b == "delta_B" and (self.gate != "mamba" or self.A not in GATED or self.A == "learned_scalar"):
+        if self.b == "delta_B" and (self.gate != "mamba" or not kind.input_dependent):
             raise ConfigError(
-                f"model.mixer.b=delta_B needs Delta_t: model.mixer.gate=mamba with A in scalar_gate, diag_gate, "
-                f"gated_householder; got A={self.A}, gate={self.gate}"
+                f"model.mixer.b=delta_B needs Delta_t: model.mixer.gate=mamba with A in "
+                f"{kinds_with(input_dependent=True)}; got A={self.A}, gate={self.gate}"
             )
+        kind.check(self)
 
     def _check_form(self) -> None:
         if self.form not in STATE_FORMS:
@@ -151,7 +149,7 @@ class MixerConfig:
                 f"model.mixer.form={self.form} cannot compute model.mixer.eta={self.eta}. "
                 f"Allowed eta: {', '.join(STATE_NORMALISERS)}; or form=quadratic"
             )
-        if self.form == "scan" and self.A in HOUSEHOLDER:
+        if self.form == "scan" and evolution(self.A).householder:
             raise ConfigError(
                 f"model.mixer.form=scan needs an elementwise A (scalar or diagonal); got A={self.A}. "
                 f"Allowed forms for A={self.A}: quadratic, recurrent, chunked, auto"
@@ -165,20 +163,7 @@ class MixerConfig:
 
     def inactive(self) -> list[str]:
         """Knobs that cannot change what this mixer computes, given the others (left out of a run's identity)."""
-        off = set()
-        if self.A != "fixed":
-            off |= {"gamma", "gamma_heads"}
-        elif self.gamma_heads == "retnet":
-            off.add("gamma")
-        every_gate_knob = {"gate", *(k for knobs in GATE_KNOBS.values() for k in knobs)}
-        if self.A not in GATED:
-            off |= every_gate_knob
-        else:
-            off |= every_gate_knob - {"gate", *GATE_KNOBS[self.gate]}
-            if self.A == "learned_scalar":
-                off.add("gate_rank")
-            if self.gate == "mamba" and self.rate_init == "s4d_real":
-                off |= {"rate_min", "rate_max"}
+        off = evolution(self.A).inactive(self)
         if self.eta != "learned":
             off.add("eta_f")
         if self.resolved_form() != "chunked":
@@ -191,3 +176,8 @@ class MixerConfig:
         """(n, value dim) per head, with 0 meaning d_model / n_heads."""
         default = d_model // self.n_heads
         return self.head_dim or default, self.value_dim or default
+
+
+def kinds_with(**facts: object) -> str:
+    """The names of the evolution kinds with these facts (e.g. factor='diagonal'), comma-separated."""
+    return ", ".join(name for name, kind in EVOLUTIONS.items() if all(getattr(kind, k) == v for k, v in facts.items()))

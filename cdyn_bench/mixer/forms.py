@@ -28,7 +28,8 @@ from torch import Tensor
 
 from cdyn_bench.mixer.chunked import chunked
 from cdyn_bench.choices import STABILISED
-from cdyn_bench.mixer.components import PHIS, Evolution, State, augment, divide_or_zero, normalise, segsum
+from cdyn_bench.mixer.components import PHIS, Evolution, State, augment, segsum
+from cdyn_bench.mixer.normalisers import ETAS
 from cdyn_bench.mixer.scan import linear_scan
 
 
@@ -112,17 +113,7 @@ def readout(scores: Tensor, causal: Tensor, phi: str, eta: str, eta_learned: Ten
     if phi == "exp" and eta == "sum":
         return torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
     alpha = PHIS[phi](scores.masked_fill(~causal, 0.0)).masked_fill(~causal, 0.0)
-    if eta == "one":
-        return alpha
-    if eta == "learned":
-        return alpha / eta_learned.transpose(1, 2)[..., None]
-    if eta == "abs_sum":
-        return divide_or_zero(alpha, alpha.abs().sum(-1, keepdim=True))
-    total = alpha.sum(-1, keepdim=True)
-    if eta == "sum":
-        return divide_or_zero(alpha, total)
-    floor = torch.exp(-m)[..., None] if m is not None else torch.ones_like(total)
-    return alpha / torch.maximum(total.abs(), floor)
+    return ETAS[eta].coefficients(alpha, m, eta_learned)
 
 
 def reference(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
@@ -215,7 +206,7 @@ def recurrent(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, e
         S = decay[..., None, None] * transition(S, log_d, beta, k) + gain[..., None, None] * (b_t[..., None] * v_t[..., None, :])
         ys.append(torch.einsum("bhn,bhnd->bhd", q_t, S))
         ms.append(m)
-    y = normalise(torch.stack(ys, 1), torch.stack(ms, 1), eta, eta_learned)
+    y = ETAS[eta].state(torch.stack(ys, 1), torch.stack(ms, 1), eta_learned)
     return (y, State(S, m)) if return_state else y
 
 
@@ -258,7 +249,7 @@ def scan(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: s
         D = diagonal * D if decay is not None else diagonal
     impulse = gain[..., None] * b if gain is not None else b
     S = linear_scan(D, impulse[..., None] * augment(v, eta)[..., None, :], S0)  # (B, T, H, n, dv)
-    y = normalise((q[..., None] * S).sum(-2), m, eta, eta_learned)
+    y = ETAS[eta].state((q[..., None] * S).sum(-2), m, eta_learned)
     return (y, State(S[:, -1], m[:, -1])) if return_state else y
 
 

@@ -1,20 +1,19 @@
-"""Parametrisations of A_t in log space (fixed, RetNet, sigmoid/GLA, Mamba, mLSTM gates), beta_t and i_t."""
+"""Parametrisations of a_t in log space (fixed gamma, RetNet, sigmoid/GLA, Mamba, mLSTM gates) and the input gate
+i_t; the kinds of A (cdyn_bench.mixer.evolutions) build the one they use."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cdyn_bench.choices import GATED, HOUSEHOLDER
-from cdyn_bench.mixer.components import Evolution
 
-if TYPE_CHECKING:
-    from cdyn_bench.mixer.config import MixerConfig
-
+# The knobs (a cdyn_bench.mixer.config.MixerConfig, which imports the registry of A whose kinds build these gates):
+# typed loosely to keep the import one way.
+MixerConfig = Any
 
 
 def no_weight_decay(param: nn.Parameter) -> nn.Parameter:
@@ -48,6 +47,23 @@ def fixed_log_gamma(cfg: MixerConfig) -> Tensor:
     if cfg.gamma_heads == "retnet":
         return torch.log(1 - 2.0 ** (-5 - torch.arange(cfg.n_heads, dtype=torch.float64)))
     return torch.full((cfg.n_heads,), math.log(cfg.gamma), dtype=torch.float64)
+
+
+class FixedDecay(nn.Module):
+    """log a = log gamma_h at every token, (B, T, H). Kept in float64 outside the module's buffers and cast
+    to each input's dtype and device when used, so a float64 model computes gamma exactly (a float32
+    buffer cast up would carry float32 rounding)."""
+
+    def __init__(self, cfg: MixerConfig):
+        super().__init__()
+        self.log_gamma = fixed_log_gamma(cfg)
+        self._as: dict[tuple, Tensor] = {}
+
+    def forward(self, u: Tensor) -> Tensor:
+        key = (u.dtype, u.device)
+        if key not in self._as:
+            self._as[key] = self.log_gamma.to(dtype=u.dtype, device=u.device)
+        return self._as[key].expand(*u.shape[:2], -1)
 
 
 class SigmoidGate(nn.Module):
@@ -132,45 +148,11 @@ class InputGate(nn.Module):
         return self.proj(u)
 
 
-def make_gate(cfg: MixerConfig, d_model: int, n: int) -> nn.Module:
-    """The gate module of a learned or input-dependent A (cfg.A in GATED)."""
-    diagonal, input_dependent = cfg.A == "diag_gate", cfg.A != "learned_scalar"
+def make_gate(cfg: MixerConfig, d_model: int, n: int, diagonal: bool, input_dependent: bool) -> nn.Module:
+    """The cfg.gate module of a learned a_t: one per head, or per state channel when `diagonal`; from the
+    token when `input_dependent`, else a learned constant."""
     width = cfg.n_heads * (n if diagonal else 1)
     if cfg.gate == "mamba":
         return MambaGate(cfg, d_model, n, diagonal, input_dependent)
     gate = SigmoidGate if cfg.gate == "sigmoid" else ForgetGate
     return gate(cfg, d_model, width, input_dependent)
-
-
-class EvolutionParams(nn.Module):
-    """A_t from the block input u, with the gates the impulse b_j may draw on (Delta_t, beta_t)."""
-
-    def __init__(self, cfg: MixerConfig, d_model: int, n: int):
-        super().__init__()
-        self.kind, self.n_heads = cfg.A, cfg.n_heads
-        # Kept in float64 outside the module's buffers and cast to each input's dtype and device when used, so
-        # a float64 model computes gamma exactly (a float32 buffer cast up would carry float32 rounding).
-        self.log_gamma = fixed_log_gamma(cfg) if cfg.A == "fixed" else None
-        self._log_gamma_as: dict[tuple, Tensor] = {}
-        self.gate = make_gate(cfg, d_model, n) if cfg.A in GATED else None
-        needs_beta = cfg.A in HOUSEHOLDER or cfg.b == "beta_key"
-        self.beta = nn.Linear(d_model, cfg.n_heads, bias=False) if needs_beta else None
-        self.input_gate = InputGate(d_model, cfg.n_heads) if cfg.b == "input_gate_key" else None
-
-    def forward(self, u: Tensor, k: Tensor) -> tuple[Evolution, Tensor | None, Tensor | None]:
-        """(A_t, Delta_t (B, T, H) or None, beta_t (B, T, H) or None); k (B, T, H, n) is the Householder direction."""
-        B, T, _ = u.shape
-        log_a = dt = None
-        if self.kind == "fixed":
-            key = (u.dtype, u.device)
-            if key not in self._log_gamma_as:
-                self._log_gamma_as[key] = self.log_gamma.to(dtype=u.dtype, device=u.device)
-            log_a = self._log_gamma_as[key].expand(B, T, self.n_heads)
-        elif self.gate is not None:
-            log_a, dt = self.gate(u)
-            log_a = log_a.view(B, T, self.n_heads, -1) if self.kind == "diag_gate" else log_a
-        beta = torch.sigmoid(self.beta(u)) if self.beta is not None else None
-        log_i = self.input_gate(u) if self.input_gate is not None else None
-        if self.kind not in HOUSEHOLDER:
-            return Evolution(log_a, log_i=log_i), dt, beta
-        return Evolution(log_a, beta, F.normalize(k, dim=-1), log_i), dt, beta

@@ -16,6 +16,7 @@ from cdyn_bench.choices import EXTREMES
 from cdyn_bench.mixer.components import PHIS, Evolution
 from cdyn_bench.mixer.forms import _causal, coefficients, transported_scores
 from cdyn_bench.mixer.layer import CoeffMixer
+from cdyn_bench.mixer.normalisers import ETAS
 
 
 def eigenvalues(evolution: Evolution, shape: torch.Size, like: Tensor) -> Tensor:
@@ -38,17 +39,7 @@ def log_normaliser(scores: Tensor, phi: str, eta: str, eta_learned: Tensor | Non
     phi = exp sums in log space (log-sum-exp), so eta_i is finite where exp(score) overflows;
     eta = mlstm is max(|sum|, 1); -inf where a sum is exactly zero.
     """
-    if eta == "one":
-        return torch.zeros_like(scores[..., 0])
-    if eta == "learned":
-        return torch.log(eta_learned.transpose(1, 2))
-    if phi == "exp":
-        log_sum = torch.logsumexp(scores, dim=-1)
-    else:
-        causal = _causal(scores.shape[-1], scores.device)
-        raw = PHIS[phi](scores.masked_fill(~causal, 0.0)).masked_fill(~causal, 0.0)
-        log_sum = torch.log((raw.abs() if eta == "abs_sum" else raw).sum(-1).abs())
-    return log_sum.clamp_min(0.0) if eta == "mlstm" else log_sum
+    return ETAS[eta].log(scores, phi, eta_learned)
 
 
 def log_coefficients(scores: Tensor, log_eta: Tensor, phi: str) -> Tensor:
@@ -135,7 +126,7 @@ def extremes_batch(model: nn.Module, seq_len: int, budget: int = 1 << 22) -> int
     """How many sequences `extremes` reads: up to 8, fewer when the (B, H, T, T, n) diagonal scores
     of one sequence would exceed `budget` float64 values."""
     per_sequence = max(block.mixer.cfg.n_heads * seq_len * seq_len
-                       * (block.mixer.n if block.mixer.cfg.A == "diag_gate" else 1) for block in model.blocks)
+                       * (block.mixer.n if block.mixer.evolution.kind.factor == "diagonal" else 1) for block in model.blocks)
     return max(1, min(8, budget // per_sequence))
 
 

@@ -12,8 +12,8 @@ from torch import Tensor, nn
 from cdyn_bench.choices import STABILISED, STATE_FORMS, STATE_NORMALISERS
 from cdyn_bench.mixer.components import ETA_FS, FEATURE_MAPS, Evolution
 from cdyn_bench.mixer.config import MixerConfig
+from cdyn_bench.mixer.evolution_params import EvolutionParams
 from cdyn_bench.mixer.forms import FORMS, coefficients
-from cdyn_bench.mixer.gates import EvolutionParams
 from cdyn_bench.mixer.stream import Cache, cached_rows
 
 
@@ -233,5 +233,6 @@ class CoeffMixer(nn.Module):
         conv = (cfg.conv_size - 1) * self.proj.out_features if cfg.conv_size else 0
         if self.finite_state:
             return conv + H * n * dv + (H * (n + 1) if cfg.eta in STABILISED else 0)
-        decays = cfg.A in ("fixed", "learned_scalar", "scalar_gate") or cfg.b == "input_gate_key"
+        decays = (self.evolution.kind.factor == "scalar" and not self.evolution.kind.householder
+                  or cfg.b == "input_gate_key")
         return conv + seq_len * H * (n + dv) + ((seq_len + 1) * H if decays else 0)

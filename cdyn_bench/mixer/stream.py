@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from cdyn_bench.mixer.components import Evolution, State
+from cdyn_bench.mixer.evolutions import EVOLUTIONS
 from cdyn_bench.mixer.forms import readout
 
 
@@ -53,9 +54,10 @@ class Cache:
 def extend(kv: KVCache | None, b: Tensor, v: Tensor, evolution: Evolution) -> KVCache:
     """The cache after appending the new tokens' impulses, values and log offsets."""
     if evolution.diagonal is not None or evolution.householder:
+        scalar = [name for name, kind in EVOLUTIONS.items() if kind.factor != "diagonal" and not kind.householder]
         raise ValueError("streaming a nonlinear readout keeps every past key; with a diagonal or Householder A "
-                         "each would be transported at every step, which is not implemented: use A = identity, "
-                         "fixed, learned_scalar or scalar_gate, or phi = identity")
+                         "each would be transported at every step, which is not implemented: use A = "
+                         f"{', '.join(scalar[:-1])} or {scalar[-1]}, or phi = identity")
     b, v = (torch.cat([old, x], 1) for old, x in ((kv.b, b), (kv.v, v))) if kv is not None else (b, v)
     if evolution.scalar is None and evolution.log_i is None:
         return KVCache(b, v)

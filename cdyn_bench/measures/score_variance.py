@@ -6,24 +6,21 @@ gives q and b from its actual input (cdyn_bench.mixer.introspect), and the varia
 every causal pair (j <= i), head and sequence is recorded. The claim to test: scaled, the variance
 is O(1) in n; unscaled, it grows like n.
 
-    python scripts/score_variance.py      # writes results/findings/key_scaling/score_variance.{csv,md}
+    cdyn-reproduce key_scaling --report-only   # writes results/findings/key_scaling/score_variance.{csv,md}
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from cdyn_bench.config import compose
+from cdyn_bench.compose import compose
 from cdyn_bench.data import TaskData, to_tensors
 from cdyn_bench.mixer.introspect import float64_components, mixer_inputs
 from cdyn_bench.model import LanguageModel
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "results" / "findings" / "key_scaling"
 HEAD_DIMS = (16, 32, 64, 128, 256)
 
 
@@ -47,12 +44,9 @@ def score_variances(overrides: list[str], seeds: int, batch: int) -> list[float]
     return [sum(col) / len(col) for col in zip(*per_seed)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
+def write(folder: Path, seeds: int = 5, batch: int = 64) -> Path:
+    """Measure every (task, model, n, scale_b) at init; writes <folder>/key_scaling/score_variance.{csv,md}."""
+    out = folder / "key_scaling"
     torch.set_num_threads(1)
     rows = []
     for task in ("mqar", "noisy_icr"):
@@ -61,31 +55,27 @@ def main() -> None:
                 for scaled in (True, False):
                     overrides = [f"model={model}", f"task={task}", f"model.mixer.head_dim={n}",
                                  f"model.mixer.scale_b={scaled}"]
-                    for layer, var in enumerate(score_variances(overrides, args.seeds, args.batch)):
+                    for layer, var in enumerate(score_variances(overrides, seeds, batch)):
                         rows.append({"task": task, "model": model, "layer": layer, "head_dim": n,
                                      "scale_b": scaled, "score_variance": var})
     df = pd.DataFrame(rows)
     base = df[df["head_dim"] == HEAD_DIMS[0]].set_index(["task", "model", "layer", "scale_b"])["score_variance"]
     df["relative_to_n16"] = [v / base[(t, m, l, s)] for t, m, l, s, v in
                              df[["task", "model", "layer", "scale_b", "score_variance"]].itertuples(index=False)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out / "score_variance.csv", index=False)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "score_variance.csv", index=False)
     wide = df[df["layer"] == 0].pivot_table(index=["task", "model", "scale_b"], columns="head_dim",
                                             values="score_variance").reset_index()
     wide.columns = [f"n={c}" if isinstance(c, int) else c for c in wide.columns]
     lines = [
         "# Score variance at initialisation: var(q_i^T b_j) against head dim n",
         "",
-        f"Produced by `python scripts/score_variance.py` ({args.seeds} seeds, {args.batch} validation sequences; "
+        f"Produced by `cdyn-reproduce key_scaling --report-only` ({seeds} seeds, {batch} validation sequences; "
         "cdyn-run's models at init, the first layer's mixer on its actual input; every layer in score_variance.csv).",
         "Scaled (scale_b = True, b_j = k_j / sqrt(n)) the claim is O(1) in n; unscaled it grows like n.",
         "",
         wide.to_markdown(index=False, floatfmt=".4g"),
         "",
     ]
-    (args.out / "score_variance.md").write_text("\n".join(lines))
-    print("\n".join(lines))
-
-
-if __name__ == "__main__":
-    main()
+    (out / "score_variance.md").write_text("\n".join(lines))
+    return out / "score_variance.md"

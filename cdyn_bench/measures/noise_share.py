@@ -4,28 +4,30 @@ query rows, which is the noise mass of coefficients that ignore content (uniform
 A trained model below this share steers coefficient mass away from noise; at it, it does not select. Computed
 on the same test sequences a run's noise_mass uses (the first 64 of the test split of each seed's data).
 
-    python scripts/noise_share.py     # writes results/principles/readout_selectivity/noise_share.{csv,md}
+    cdyn-reproduce readout_selectivity --report-only   # writes results/principles/readout_selectivity/noise_share.*
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from cdyn_bench.config import compose
+from cdyn_bench.compose import compose
 from cdyn_bench.data import TaskData
 from cdyn_bench.run import SELECTIVITY_SEQUENCES
 from cdyn_bench.tasks.roles import NOISE, QUERY, token_roles
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "results" / "principles" / "readout_selectivity"
-# The experiment's own grid of noise fractions and seeds.
-GRID = yaml.safe_load((ROOT / "conf" / "experiment" / "readout_selectivity.yaml").read_text())["hydra"]["sweeper"]["params"]
-FRAC_NOISE = [float(f) for f in str(GRID["task.frac_noise"]).split(",")]
-SEEDS = [int(s) for s in str(GRID["seed"]).split(",")]
+
+
+def grid() -> tuple[list[float], list[int]]:
+    """The experiment's own grid of noise fractions and seeds (conf/experiment/readout_selectivity.yaml)."""
+    text = resources.files("cdyn_bench.conf").joinpath("experiment", "readout_selectivity.yaml").read_text()
+    params = yaml.safe_load(text)["hydra"]["sweeper"]["params"]
+    return [float(f) for f in str(params["task.frac_noise"]).split(",")], [int(s) for s in str(params["seed"]).split(",")]
 
 
 def uniform_share(frac_noise: float, seed: int) -> float:
@@ -37,15 +39,15 @@ def uniform_share(frac_noise: float, seed: int) -> float:
     return float(prefix[roles == QUERY].mean())
 
 
-def main() -> None:
-    rows = [{"task.frac_noise": f, "seed": s, "uniform_noise_share": uniform_share(f, s)} for f in FRAC_NOISE for s in SEEDS]
+def write(folder: Path) -> Path:
+    """The uniform noise share per noise fraction, over the experiment's seeds; writes
+    <folder>/readout_selectivity/noise_share.{csv,md}."""
+    fractions, seeds = grid()
+    rows = [{"task.frac_noise": f, "seed": s, "uniform_noise_share": uniform_share(f, s)} for f in fractions for s in seeds]
     df = pd.DataFrame(rows)
     table = df.groupby("task.frac_noise")["uniform_noise_share"].agg(["mean", "min", "max"]).reset_index()
-    OUT.mkdir(parents=True, exist_ok=True)
-    table.to_csv(OUT / "noise_share.csv", index=False, float_format="%.4f")
-    (OUT / "noise_share.md").write_text(table.to_markdown(index=False, floatfmt=".4f") + "\n")
-    print(table.to_markdown(index=False, floatfmt=".4f"))
-
-
-if __name__ == "__main__":
-    main()
+    out = folder / "readout_selectivity"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "noise_share.csv", index=False, float_format="%.4f")
+    (out / "noise_share.md").write_text(table.to_markdown(index=False, floatfmt=".4f") + "\n")
+    return out / "noise_share.md"

@@ -1,26 +1,22 @@
-"""What each experiment of scripts/reproduce.py cost, measured from its committed run records.
+"""What each experiment of cdyn-reproduce cost, measured from its committed run records.
 
 A sweep's time is the sum of its runs' wall seconds over the workers that ran them side by side (2
 joblib workers x 1 thread on the 2-core reference machine): the wall time of the sweep run in one go.
 Records copied from another sweep (`reuse`) ran nowhere and count nothing. The budget is each
-finding's own sweeps; its extended ones (`reproduce.py --extended`) and its search extension
-(`reproduce.py --search`, <finding>_search) are shown apart.
+finding's own sweeps; its extended ones (`cdyn-reproduce --extended`) and its search extension
+(`cdyn-reproduce --search`, <finding>_search) are shown apart.
 
-    python scripts/budget.py normalization key_scaling unstable_evolution     # the three findings
-    python scripts/budget.py readout_selectivity position evolution_structure mqar_frontier depth
+    cdyn-reproduce --report-only     # with every other report: results/bench/budget.md
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce import FINDINGS, RESULTS, records, search_folder  # noqa: E402
+from cdyn_bench.experiments import FINDINGS, records, search_folder
 
 RESULT = "result.json"
 
@@ -40,7 +36,8 @@ def costs(names: list[str], root: Path, workers: int) -> pd.DataFrame:
     rows = []
     for name in names:
         finding = FINDINGS[name]
-        parts = (("budget", finding.sweeps), ("extended", finding.extended), ("search", [search_folder(name)]))
+        parts = (("budget", finding.sweeps), ("extended", finding.extended),
+                 ("search", [search_folder(name)] if finding.sweeps else []))
         for part, sweeps in parts:
             for sweep in sweeps:
                 rows.append({"finding": name, "sweep": sweep, "part": part,
@@ -48,27 +45,22 @@ def costs(names: list[str], root: Path, workers: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["finding", "sweep", "part", "planned", "finished", "trained", "minutes"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("findings", nargs="*", metavar="FINDING", help=f"any of {', '.join(FINDINGS)} (default: all)")
-    parser.add_argument("--root", type=Path, default=RESULTS, help="where the findings/ and principles/ folders are")
-    parser.add_argument("--workers", type=int, default=2, help="training processes that ran side by side")
-    args = parser.parse_args()
-    unknown = [f for f in args.findings if f not in FINDINGS]
-    if unknown:
-        parser.error(f"finding {unknown[0]!r}: allowed: {', '.join(FINDINGS)}")
-    if args.workers < 1:
-        parser.error(f"--workers {args.workers}: must be >= 1")
-    table = costs(args.findings or list(FINDINGS), args.root, args.workers)
-    print(table.to_string(index=False, float_format=lambda m: f"{m:.1f}"))
+def write(results: Path, workers: int = 2) -> Path:
+    """The cost of every experiment from its records under `results`; writes results/bench/budget.md."""
+    table = costs(list(FINDINGS), results, workers)
+    searched = [f for f in FINDINGS if (table[(table["finding"] == f) & (table["part"] == "search")]["finished"] > 0).any()]
+    lines = [table.to_string(index=False, float_format=lambda m: f"{m:.1f}")]
     for part in ("budget", "extended", "search"):
         rows = table[table["part"] == part]
         minutes, missing = rows["minutes"].sum(), (rows["planned"] - rows["finished"]).clip(lower=0).sum()
         unfinished = f", {missing} planned runs not finished" if missing else ""
-        print(f"{part}: {minutes:.0f} min ({minutes / 60:.2f} h){unfinished}")
+        lines.append(f"{part}: {minutes:.0f} min ({minutes / 60:.2f} h){unfinished}")
     total = table["minutes"].sum()
-    print(f"budget + extended + search: {total:.0f} min ({total / 60:.2f} h)")
-
-
-if __name__ == "__main__":
-    main()
+    lines.append(f"budget + extended + search: {total:.0f} min ({total / 60:.2f} h)")
+    text = ["# What each experiment cost (`cdyn-reproduce --report-only`), from its committed records", "",
+            f"Minutes = the sum of the runs' wall seconds over the {workers} workers that ran them side by side; "
+            "records copied by `reuse` count nothing. \"search\" is each finding's extension by the search rule "
+            f"(so far: {', '.join(searched) or 'none'}; cdyn-reproduce --search).", "", "```", *lines, "```", ""]
+    out = results / "bench" / "budget.md"
+    out.write_text("\n".join(text))
+    return out

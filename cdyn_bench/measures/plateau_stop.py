@@ -5,21 +5,17 @@ plateau stop (cdyn_bench.train.plateaued, through cdyn_bench.search.stop_step) o
 for each patience K and count the runs it would have stopped before they reached 0.9; list the latest
 take-offs and where the chosen K would have stopped them. Writes results/bench/plateau_stop.md.
 
-    python scripts/plateau_stop.py [--delta 0.01] [--chosen 8]
+    cdyn-reproduce --report-only     # with every other report (or cdyn_bench.measures.plateau_stop.write)
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from cdyn_bench import report, search
-
-ROOT = Path(__file__).resolve().parents[1]
-
+from cdyn_bench import search, table
 
 def take_offs(df: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
     """The runs whose validation accuracy reached `level`: the step it did, and the longest stall before it."""
@@ -33,33 +29,27 @@ def take_offs(df: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--delta", type=float, default=search.SearchRule().plateau_delta)
-    parser.add_argument("--chosen", type=int, default=search.SearchRule().patience)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "plateau_stop.md")
-    args = parser.parse_args()
-    dirs = sorted((ROOT / "results").glob("findings/*/records")) + sorted((ROOT / "results").glob("principles/*/records"))
-    df, _ = report.load(dirs)
+def write(results: Path) -> Path:
+    """Replay the stop on every record under results/findings and results/principles; writes
+    results/bench/plateau_stop.md with the search rule's own delta and patience."""
+    delta, chosen = search.SearchRule().plateau_delta, search.SearchRule().patience
+    df, _ = table.load(search.experiment_records(results))
     learners = take_offs(df)
     counts = []
     for k in range(1, 11):
-        stops = learners["history"].map(lambda h: search.stop_step(h, k, args.delta))
+        stops = learners["history"].map(lambda h: search.stop_step(h, k, delta))
         cut = (stops < learners["reached_at"]).sum()
         counts.append({"patience K": k, "learners": len(learners), "stopped before 0.9": int(cut)})
     latest = learners.sort_values("reached_at", ascending=False, kind="stable").head(8).copy()
-    latest["stop at K"] = latest["history"].map(lambda h: search.stop_step(h, args.chosen, args.delta))
+    latest["stop at K"] = latest["history"].map(lambda h: search.stop_step(h, chosen, delta))
     latest["stop at K"] = latest["stop at K"].map(lambda v: "never" if math.isnan(v) else f"{v:.0f}")
-    text = [f"# The plateau stop, replayed on the committed records (`python scripts/plateau_stop.py`)", "",
+    text = ["# The plateau stop, replayed on the committed records (`cdyn-reproduce --report-only`)", "",
             f"{len(df)} records of results/findings and results/principles; {len(learners)} reached 0.9 validation "
-            f"accuracy. A run stops when its last K evaluations stay within {args.delta} of the best before them. "
-            f"Chosen: K = {args.chosen} (the search rule's `patience`).", "",
+            f"accuracy. A run stops when its last K evaluations stay within {delta} of the best before them. "
+            f"Chosen: K = {chosen} (the search rule's `patience`).", "",
             pd.DataFrame(counts).to_markdown(index=False), "",
-            f"The latest take-offs, and where K = {args.chosen} would have stopped them:", "",
+            f"The latest take-offs, and where K = {chosen} would have stopped them:", "",
             latest.drop(columns="history").to_markdown(index=False), ""]
-    args.out.write_text("\n".join(text))
-    print("\n".join(text))
-
-
-if __name__ == "__main__":
-    main()
+    out = results / "bench" / "plateau_stop.md"
+    out.write_text("\n".join(text))
+    return out

@@ -4,20 +4,16 @@ Pools every record under results/findings and results/principles (the search ext
 each cell up to seed, lr and step cap with the standard rule, and writes results/bench/search_status.md:
 counts per experiment folder and every cell still flagged, with the bound its search hit.
 
-    python scripts/search_status.py
+    cdyn-reproduce --report-only     # with every other report (or cdyn_bench.measures.search_status.write)
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
-from cdyn_bench import report, search
-
-ROOT = Path(__file__).resolve().parents[1]
-
+from cdyn_bench import search, table
 
 def describe(df: pd.DataFrame, cell: list[str], row: dict) -> str:
     """'model.mixer.phi=exp, model.mixer.eta=one': the cell's values of the keys that vary in its first folder."""
@@ -27,13 +23,10 @@ def describe(df: pd.DataFrame, cell: list[str], row: dict) -> str:
                      for k in keys)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "search_status.md")
-    args = parser.parse_args()
-    dirs = sorted((ROOT / "results").glob("findings/*/records")) + sorted((ROOT / "results").glob("principles/*/records"))
-    df, _ = report.load(dirs)
-    cell = search.cell_columns(df, report.config_columns(df), report.NOT_CELL_KEYS)
+def write(results: Path) -> Path:
+    """Judge every cell under results/findings and results/principles; writes results/bench/search_status.md."""
+    df, _ = table.load(search.experiment_records(results))
+    cell = search.cell_columns(df, table.config_columns(df), table.NOT_CELL_KEYS)
     rule = search.SearchRule()
     below = search.status(df, cell, rule)
     flagged = below[below["lr_edge"] | below["at_cap"]]
@@ -42,7 +35,7 @@ def main() -> None:
                                   flagged=("flagged", "sum")).reset_index())
     shown = flagged.assign(cell=[describe(df, cell, row) for row in flagged.to_dict("records")])
     shown = shown[["folders", "cell", "best_lr", "lr_grid", "cap", "best_val", "lr_edge", "at_cap", "limit"]]
-    text = ["# Cells whose verdict rests on the search (`python scripts/search_status.py`)", "",
+    text = ["# Cells whose verdict rests on the search (`cdyn-reproduce --report-only`)", "",
             f"{len(df)} records of results/findings and results/principles, pooled into "
             f"{df.groupby(cell, dropna=False).ngroups} cells (a config up to seed, lr and step cap); "
             f"{len(below)} below {rule.target} best mean validation accuracy; {len(flagged)} of them flagged "
@@ -51,9 +44,6 @@ def main() -> None:
             "Per folder (a cell pooled over folders counts under the first):", "", per.to_markdown(index=False), "",
             "Every flagged cell (only the keys that vary among the records):", "",
             shown.round(4).to_markdown(index=False), ""]
-    args.out.write_text("\n".join(text))
-    print("\n".join(text[:4]))
-
-
-if __name__ == "__main__":
-    main()
+    out = results / "bench" / "search_status.md"
+    out.write_text("\n".join(text))
+    return out

@@ -1,18 +1,12 @@
-"""scripts/budget.py: an experiment's cost from its records, reused records free, extended sweeps apart."""
+"""cdyn_bench.measures.compute_time: an experiment's cost from its records, reused records free, extended sweeps
+and searches apart, written to results/bench/budget.md."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "budget.py"
-spec = importlib.util.spec_from_file_location("budget", SCRIPT)
-budget = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(budget)
+from cdyn_bench.measures import compute_time as budget
 
 
 def write_records(folder: Path, walls: list[float], planned: int, reused: int = 0) -> None:
@@ -36,14 +30,11 @@ def test_minutes_are_wall_seconds_over_workers_and_copies_cost_nothing(tmp_path)
     assert table.loc["unstable_evolution_boundaries_identity", ["part", "minutes"]].tolist() == ["extended", 5.0]
 
 
-def test_the_totals_name_the_unfinished_runs(tmp_path):
+def test_the_totals_name_the_unfinished_runs_and_the_searched_findings(tmp_path):
     write_records(tmp_path / "findings" / "unstable_evolution" / "records", [120, 240], planned=5)
-    out = subprocess.run([sys.executable, str(SCRIPT), "unstable_evolution", "--root", str(tmp_path), "--workers", "1"],
-                         capture_output=True, text=True, check=True).stdout
-    assert "budget: 6 min (0.10 h), 3 planned runs not finished" in out and "extended: 0 min (0.00 h)\n" in out
-
-
-def test_bad_input_is_one_line_naming_it():
-    for args, says in ((["normalisation"], "finding 'normalisation'"), (["--workers", "0"], "--workers 0")):
-        out = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
-        assert out.returncode == 2 and says in out.stderr
+    write_records(tmp_path / "findings" / "normalization_search" / "records", [60], planned=0)
+    (tmp_path / "bench").mkdir()
+    text = budget.write(tmp_path, workers=1).read_text()
+    assert "budget: 6 min (0.10 h), 3 planned runs not finished" in text and "extended: 0 min (0.00 h)\n" in text
+    assert "search: 1 min (0.02 h)" in text and "(so far: normalization;" in text
+    assert "finite_state_search" not in text  # a measurement has no sweeps to search

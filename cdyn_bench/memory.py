@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cdyn_bench.choices import GATED
+from cdyn_bench.mixer.evolutions import evolution
 from cdyn_bench.registry import ConfigError
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def parameters(cfg: RunConfig, vocab_size: int) -> int:
     H, Hk = m.n_heads, 1 if m.share_qk else m.n_heads
     width = 2 * Hk * n + H * dv
     mixer = d * width + width * m.conv_size + H * dv * d * (2 if m.out_gate else 1) + 2 * d * H
-    mixer += d * H * n if m.A in GATED else 0
+    mixer += evolution(m.A).parameters(d, H, n)
     mlp = 2 * cfg.model.mlp_ratio * d * d if cfg.model.mlp else 0
     positions = cfg.model.max_len * d if cfg.model.pos_emb == "learned" else 0
     return cfg.model.n_layers * (mixer + mlp + 4 * d) + 2 * vocab_size * d + positions
@@ -55,7 +55,7 @@ def coefficient_floats(cfg: RunConfig, batch: int, seq_len: int) -> float:
     m = cfg.model.mixer
     n = m.dims(cfg.model.d_model)[0]
     form = m.resolved_form()
-    per_pair = n if m.A == "diag_gate" and form == "quadratic" else 1
+    per_pair = n if evolution(m.A).factor == "diagonal" and form == "quadratic" else 1
     span = seq_len if form == "quadratic" else min(m.chunk_size, seq_len) if form == "chunked" else 1
     return QUADRATIC_COPIES * batch * m.n_heads * seq_len * span * per_pair
 

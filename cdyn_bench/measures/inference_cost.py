@@ -7,13 +7,12 @@ state for a linear readout, the KV cache otherwise; summed over layers, measured
 not a formula), the time per generated token (fastest of the repeats), and, at the shortest L, the
 largest difference between the streamed logits and one forward pass over the whole sequence.
 
-    python scripts/finite_state.py       # writes results/finite_state/finite_state.{csv,json,md,png}
+    cdyn-reproduce finite_state        # writes results/finite_state/finite_state.{csv,json}, then md and png
     cdyn-report results/finite_state --finite-state --out results/finite_state   # md and png from the csv
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -23,14 +22,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cdyn_bench.config import compose
-from cdyn_bench.finite_state import MEASUREMENTS, SETTINGS, write_finite_state
+from cdyn_bench.compose import compose
+from cdyn_bench.finite_state import MEASUREMENTS, SETTINGS
 from cdyn_bench.model import LanguageModel
+from cdyn_bench.help import option_names
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "results" / "finite_state"
-PRESETS = ["softmax", "linear", "norm_attn", "retnet", "mamba2", "gla", "s6", "deltanet", "gated_deltanet",
-           "mlstm", "gated"]
+LENGTHS = (64, 256, 1024, 4096, 8192)
 VOCAB = 256
 
 
@@ -59,23 +56,17 @@ def measure(preset: str, lengths: list[int], steps: int) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", default=PRESETS)
-    parser.add_argument("--lengths", nargs="+", type=int, default=[64, 256, 1024, 4096, 8192])
-    parser.add_argument("--steps", type=int, default=16, help="generated tokens per context length")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    df = pd.DataFrame([row for preset in args.presets for row in measure(preset, args.lengths, args.steps)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out / MEASUREMENTS, index=False)
-    settings = {"threads": args.threads, "machine": platform.machine(), "cores": os.cpu_count(), "steps": args.steps}
-    (args.out / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
-    table, _ = write_finite_state([args.out], args.out)
-    print(table.to_markdown(index=False))
-
-
-if __name__ == "__main__":
-    main()
+def write(out: Path, quick: bool = False, steps: int = 16, threads: int = 1, presets: list[str] | None = None,
+          lengths: tuple[int, ...] | None = None) -> Path:
+    """Measure `presets` (default every preset of conf/model; with quick softmax and gated) at context `lengths`
+    (default LENGTHS; with quick the first two), `steps` generated tokens per length on `threads` threads;
+    writes <out>/finite_state.{csv,json}."""
+    presets = presets or (["softmax", "gated"] if quick else option_names("model"))
+    lengths = lengths or (LENGTHS[:2] if quick else LENGTHS)
+    torch.set_num_threads(threads)
+    df = pd.DataFrame([row for preset in presets for row in measure(preset, list(lengths), steps)])
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / MEASUREMENTS, index=False)
+    settings = {"threads": threads, "machine": platform.machine(), "cores": os.cpu_count(), "steps": steps}
+    (out / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
+    return out / MEASUREMENTS

@@ -1,0 +1,17 @@
+"""A_t = I - beta_t k_t k_t^T, a Householder-like reflection along the normalised key (DeltaNet)."""
+
+from __future__ import annotations
+
+from cdyn_bench.mixer.evolutions.kind import EvolutionKind
+
+
+class Householder(EvolutionKind):
+    name = "householder"
+    summary = "A_t = I - beta_t k_t k_t^T (k_t L2-normalised)"
+    householder = True
+
+    def radius_bound(self, cfg) -> tuple[float, str]:
+        return 1.0, "I - beta k k^T with unit k and beta in (0, 1): eigenvalues 1 and 1 - beta"
+
+
+KIND = Householder()
