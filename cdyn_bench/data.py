@@ -25,7 +25,7 @@ from torch import Tensor
 
 from cdyn_bench import tasks
 from cdyn_bench.atomic import write_atomic
-from cdyn_bench.task_config import TaskConfig
+from cdyn_bench.task_config import SPLIT_PARAMS, TaskConfig
 from cdyn_bench.tasks import TASKS, Examples
 
 # Each split draws from its own seed stream: [run seed, split id]; "order" shuffles a fixed train set.
@@ -50,14 +50,18 @@ def generators_digest() -> str:
 
 
 @functools.cache
-def takes_test_split(task: str) -> bool:
-    return "test_split" in inspect.signature(TASKS[task]).parameters
+def split_keys(task: str) -> frozenset[str]:
+    """The per-split arguments (task_config.SPLIT_PARAMS) the task's generator takes."""
+    return frozenset(SPLIT_PARAMS) & set(inspect.signature(TASKS[task]).parameters)
 
 
-def split_params(cfg: TaskConfig, split: str) -> dict[str, bool]:
-    """Generator arguments set per split (task_config.SPLIT_PARAMS): test_split=True for validation and
-    test where the task has it (fuzzy recall builds its evaluation splits as MAD's test set)."""
-    return {"test_split": split in ("val", "test")} if takes_test_split(cfg.name) else {}
+def split_params(cfg: TaskConfig, split: str) -> dict[str, bool | str]:
+    """Generator arguments set per split (task_config.SPLIT_PARAMS), where the task takes them: test_split=True
+    for validation and test (fuzzy recall builds its evaluation splits as MAD's test set); split, the split's
+    name (the state-tracking tasks make the test split longer)."""
+    keys = split_keys(cfg.name)
+    return ({"test_split": split in ("val", "test")} if "test_split" in keys else {}) | (
+        {"split": split} if "split" in keys else {})
 
 
 def cache_key(cfg: TaskConfig, split: str, seed: int, num: int) -> str:

@@ -159,6 +159,18 @@ FINDINGS = {
         folder="principles",
         reuse={"depth": ["readout_selectivity", "position", "evolution_structure"]},
     ),
+    "state_tracking": Finding(
+        sweeps=["state_tracking"],
+        reports=[Report(["state_tracking"], "state_tracking", ["--x", "task.name", "--series", "model.name",
+                                                               "model.mixer.A", "model.mixer.beta_max"]),
+                 Report(["state_tracking"], "state_tracking/beta",
+                        ["--where", "model.mixer.A=householder,gated_householder", "--x", "task.name", "--series",
+                         "model.mixer.A", "model.mixer.beta_max", "--heat", "model.mixer.beta_max", "task.name",
+                         "--compare", "model.mixer.beta_max"]),
+                 Report(["state_tracking"], "state_tracking/principles", ["--principles"])],
+        quick={"state_tracking": ["+transition=householder_neg,scalar_gate", "task=parity"]},
+        folder="principles",
+    ),
     "coefficient_maps": Finding(
         sweeps=[], reports=[Report([], ".", ["--maps"])], quick={}, folder="maps",
         measures=["coefficient_maps"],

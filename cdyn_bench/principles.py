@@ -19,6 +19,9 @@ Each prediction follows from the knobs alone (Sieber et al., arXiv 2510.09389, s
 - sign: eta = sum of a phi that takes both signs (identity on signed scores) can pass through zero;
   abs_sum, the mLSTM floor max(|sum|, 1), a learned exp(.), positive phis and positive feature maps
   on q and k (linear attention's elu+1) cannot.
+- transitions: positive-real eigenvalues of A_t only scale the state, so a linear recurrence of them cannot
+  track a running parity at every length; eigenvalue -1 (a Householder with beta up to 2) can (Grazzi et
+  al., ICLR 2025); the test: the running parity task at 4x the training length.
 """
 
 from __future__ import annotations
@@ -154,12 +157,31 @@ def sign_prediction(cfg: MixerConfig) -> Prediction:
     return Prediction("normaliser_sign", "positive", f"{why}: the normaliser does not change sign")
 
 
+def transition_prediction(cfg: MixerConfig) -> Prediction:
+    """Which eigenvalues A_t can have, and so which state the recurrence can track (principle 4 on state tracking):
+    positive reals only scale the state, so a running parity cannot be kept at any length (Grazzi et al., ICLR
+    2025); a Householder with beta up to 2 reaches eigenvalue -1, a reflection, which can flip it; an element of
+    order above 2 (Z_m for m > 2; the 3-cycles of A5 and S5) needs a rotation or a product of reflections per
+    token, which no kind built here has."""
+    kind = evolution(cfg.A)
+    if not (cfg.phi == "identity" and cfg.eta in STATE_NORMALISERS):
+        return Prediction("transitions", "no_state", f"phi = {cfg.phi}, eta = {cfg.eta}: no finite state whose "
+                          "transitions the spectrum of A_t describes")
+    if kind.householder and cfg.beta_max > 1:
+        return Prediction("transitions", "signed_real", f"I - beta k k^T with beta up to {cfg.beta_max:g}: eigenvalues "
+                          f"down to {1 - cfg.beta_max:g}, a reflection can flip the state (parity); an element of order "
+                          "above 2 needs a rotation or a product of reflections per token")
+    return Prediction("transitions", "positive_real", f"A = {cfg.A}: every eigenvalue of A_t is a positive real (or "
+                      "1 - beta >= 0), so the state is only scaled: a running parity cannot be tracked at every length")
+
+
 def card(cfg: RunConfig) -> list[Prediction]:
     """The predictions for a run config, in reading order."""
     seq_len = cfg.task.check().inputs.shape[1]  # the model's length T (the recall tasks shift: seq_len - 1)
     mixer = cfg.model.mixer
     return [state_prediction(cfg.model, seq_len), order_prediction(cfg.model), growth_prediction(mixer, seq_len),
-            selectivity_prediction(mixer), score_prediction(mixer, cfg.model.d_model), sign_prediction(mixer)]
+            selectivity_prediction(mixer), score_prediction(mixer, cfg.model.d_model), sign_prediction(mixer),
+            transition_prediction(mixer)]
 
 
 def card_record(cfg: RunConfig) -> dict[str, str | int | float | bool]:
@@ -185,9 +207,12 @@ def outcome_check(prediction: str, value: Any, status: str, accuracy: float, tas
     """'held' or 'failed' for a prediction that makes a claim about a run's outcome, else None.
 
     growth = overflow claims a divergence; bounded or normalised claim none; order = invariant claims
-    that an order-dependent task stays unsolved (test accuracy < SOLVED)."""
+    that an order-dependent task stays unsolved (test accuracy < SOLVED); transitions = positive_real claims
+    that running parity stays unsolved at the test length."""
     if prediction == "growth" and value in ("overflow", "bounded", "normalised"):
         return "held" if (status == "diverged") == (value == "overflow") else "failed"
     if prediction == "order" and value == "invariant" and task in ORDER_DEPENDENT:
+        return "held" if status == "diverged" or not accuracy >= SOLVED else "failed"
+    if prediction == "transitions" and value == "positive_real" and task == "parity":
         return "held" if status == "diverged" or not accuracy >= SOLVED else "failed"
     return None

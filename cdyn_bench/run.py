@@ -97,9 +97,10 @@ def test_metrics(test: dict[str, float], status: str) -> dict[str, float]:
     """The test accuracies; a diverged run has none (null: tables count it 0) and keeps the last finite
     model's as test_accuracy_before_divergence, so the raw record cannot be read as a success."""
     if status == "diverged":
-        return {"test_accuracy": math.nan, "test_macro_accuracy": math.nan,
+        return {"test_accuracy": math.nan, "test_macro_accuracy": math.nan, "test_last_accuracy": math.nan,
                 "test_accuracy_before_divergence": test["accuracy"]}
-    return {"test_accuracy": test["accuracy"], "test_macro_accuracy": test["macro_accuracy"]}
+    return {"test_accuracy": test["accuracy"], "test_macro_accuracy": test["macro_accuracy"],
+            "test_last_accuracy": test["last_accuracy"]}
 
 
 def run(cfg: RunConfig, root: Path) -> RunResult:

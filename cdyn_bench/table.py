@@ -18,6 +18,8 @@ from cdyn_bench.record import RESULT, RunResult, read_result
 METRICS = ["test_accuracy", "test_macro_accuracy", "val_accuracy", "train_loss"]
 # The share of coefficient mass query rows put on noise tokens (noisy_icr runs; cdyn_bench.run.selectivity).
 SELECTIVITY = ["noise_mass", "noise_mass_last_layer"]
+# The accuracy at each test sequence's last scored position (records since it was recorded; completed runs).
+LAST = ["test_last_accuracy"]
 RUN_COLUMNS = ["status", "seed", "steps", "diverged_at", "grad_norm_max", "wall_seconds", "train_seconds", "tokens_per_s",
                "n_params", "state_size", "config_hash", "run_dir", "numerics_version", "num_threads", "stopped", "path"]
 NAME_KEYS = ["task.name", "model.name"]
@@ -65,7 +67,7 @@ def flatten(result: RunResult) -> dict:
     at = result.divergence or {}
     if at.get("grad_norm") is not None and not math.isnan(at["grad_norm"]):
         run["grad_norm_max"] = max(result.grad_norm_max, at["grad_norm"])
-    metrics = {m: result.metrics.get(m, math.nan) for m in METRICS + SELECTIVITY}
+    metrics = {m: result.metrics.get(m, math.nan) for m in METRICS + SELECTIVITY + LAST}
     return {**config, **run, **metrics, **run_extremes(result), "history": result.history}
 
 
@@ -94,7 +96,7 @@ def pooled(df: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in RUN_COLUMNS + METRICS + SELECTIVITY + list(EXTREMES) + ["history"]]
+    return [c for c in df.columns if c not in RUN_COLUMNS + METRICS + SELECTIVITY + LAST + list(EXTREMES) + ["history"]]
 
 
 def implied(df: pd.DataFrame, column: str, swept: list[str]) -> bool:
@@ -154,15 +156,17 @@ def aggregate(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         noise_mass_mean=("noise_mass", "mean"), noise_mass_std=("noise_mass", "std"),
         noise_mass_last_layer_mean=("noise_mass_last_layer", "mean"),
         train_seconds_mean=("train_seconds", "mean"), wall_seconds_mean=("wall_seconds", "mean"),
-        tokens_per_s_mean=("tokens_per_s", "mean"),
+        tokens_per_s_mean=("tokens_per_s", "mean"), test_last_accuracy_mean=("test_last_accuracy", "mean"),
     )
     out = scored(df).groupby(keys, dropna=False, sort=True, observed=True).agg(**{k: v for k, v in columns.items() if k not in keys})
     return out.reset_index()
 
 
 def table(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """The report table: the keys, then TABLE_COLUMNS, in that order."""
-    return summary[keys + TABLE_COLUMNS].reset_index(drop=True)
+    """The report table: the keys, then TABLE_COLUMNS, in that order, and the last-position accuracy where a
+    record has it."""
+    last = ["test_last_accuracy_mean"] if summary["test_last_accuracy_mean"].notna().any() else []
+    return summary[keys + TABLE_COLUMNS + last].reset_index(drop=True)
 
 
 def build(df: pd.DataFrame, rule: search.SearchRule | None = None) -> tuple[pd.DataFrame, list[str], list[str]]:
@@ -279,6 +283,8 @@ def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
     shown["test accuracy"] = [accuracy_text(*row) for row in stats]
     shown["seed range"] = tab["test_accuracy_range"].map("{:.4f}".format)
     shown["completed seeds"] = tab["test_accuracy_completed_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    if "test_last_accuracy_mean" in tab:
+        shown["last position"] = tab["test_last_accuracy_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["val accuracy"] = tab["val_accuracy_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["diverged"] = [f"{d}/{n}" for d, n in zip(tab["n_diverged"], tab["n"])]
     shown["diverged at"] = tab["diverged_at_median"].map(lambda v: "-" if pd.isna(v) else f"{v:.0f}")

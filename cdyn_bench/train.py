@@ -84,9 +84,10 @@ def loss_on(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> to
 
 @torch.no_grad()
 def evaluate(model: nn.Module, examples: Examples, batch_size: int, device: torch.device) -> dict[str, float]:
-    """Micro and macro accuracy over the scored positions of a split."""
+    """Micro and macro accuracy over the scored positions of a split, and last_accuracy: the accuracy at each
+    sequence's last scored position (a state-tracking task's final state, MQAR's last query)."""
     model.eval()
-    preds, targets = [], []
+    preds, targets, lasts = [], [], []
     for start in range(0, len(examples.inputs), batch_size):
         inputs, target = to_tensors(
             examples.inputs[start:start + batch_size], examples.targets[start:start + batch_size], device=device
@@ -94,8 +95,11 @@ def evaluate(model: nn.Module, examples: Examples, batch_size: int, device: torc
         select = target != -100
         preds.append(model(inputs, select).argmax(-1))
         targets.append(target[select])
+        lasts.append((select & (select.flip(-1).cumsum(-1).flip(-1) == 1))[select])
     model.train()
-    return accuracy(torch.cat(preds), torch.cat(targets))
+    preds, targets, lasts = torch.cat(preds), torch.cat(targets), torch.cat(lasts)
+    last = (preds[lasts] == targets[lasts]).float().mean().item() if lasts.any() else float("nan")
+    return {**accuracy(preds, targets), "last_accuracy": last}
 
 
 # JSON has no infinity: a diagnostic that overflowed is recorded as +-INFINITY (nan stays nan -> null).

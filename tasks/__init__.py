@@ -17,6 +17,7 @@ from .recall import (
     in_context_recall,
     noisy_in_context_recall,
 )
+from .state import group_word, modular_sum, parity
 
 TASKS = {
     "mqar": mqar,
@@ -26,9 +27,13 @@ TASKS = {
     "selective_copy": selective_copying,
     "compression": compression,
     "memorization": memorization,
+    "parity": parity,
+    "modular_sum": modular_sum,
+    "group_word": group_word,
 }
 
 __all__ = [
     "IGNORE", "TASKS", "Examples", "distinct_integers", "first_occurrence", "require", "mqar", "in_context_recall", "noisy_in_context_recall",
-    "fuzzy_in_context_recall", "selective_copying", "compression", "memorization",
+    "fuzzy_in_context_recall", "selective_copying", "compression", "memorization", "parity", "modular_sum",
+    "group_word",
 ]

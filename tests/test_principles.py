@@ -68,7 +68,7 @@ def test_the_unstable_cell_measured_here_agrees_with_its_card(tmp_path):
 def test_cdyn_explain_prints_the_card_and_refuses_bad_input_in_one_line():
     out = subprocess.run([CDYN_EXPLAIN, "model=softmax", "model.pos_emb=none", "model.n_layers=1"],
                          capture_output=True, text=True, check=True).stdout
-    assert "kv_cache" in out and "invariant" in out and len(out.splitlines()) == 7
+    assert "kv_cache" in out and "invariant" in out and len(out.splitlines()) == 8
     bad = subprocess.run([CDYN_EXPLAIN, "model.mixer.phi=tanh"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "model.mixer.phi" in bad.stderr
 

@@ -28,7 +28,12 @@ SMALL = {
     "selective_copy": dict(vocab_size=16, seq_len=40, num_tokens_to_copy=8),
     "compression": dict(vocab_size=16, seq_len=16),
     "memorization": dict(vocab_size=32, seq_len=16),
+    "parity": dict(seq_len=24, test_seq_len=48),
+    "modular_sum": dict(modulus=5, seq_len=24, test_seq_len=48),
+    "group_word": dict(group="A5", seq_len=24, test_seq_len=48),
 }
+# The state-tracking tasks have no vocab_size: their tokens are the group's elements.
+GROUP_ORDER = {"parity": 2, "modular_sum": 5, "group_word": 60}
 
 
 def make(name, n=200, seed=0, **params):
@@ -116,13 +121,13 @@ def test_signature_is_plain_keywords(name):
     params = list(inspect.signature(TASKS[name]).parameters.values())
     assert [p.name for p in params[:2]] == ["num_examples", "rng"]
     for p in params[2:]:
-        assert p.kind is p.KEYWORD_ONLY and p.annotation in (int, float, bool), p
+        assert p.kind is p.KEYWORD_ONLY and p.annotation in (int, float, bool, str), p
         assert type(p.default) is p.annotation, p
 
 
 @pytest.mark.parametrize("name", TASKS)
 def test_shapes_dtypes_and_token_range(name):
-    ex, vocab = make(name), SMALL[name]["vocab_size"]
+    ex, vocab = make(name), SMALL[name].get("vocab_size", GROUP_ORDER.get(name))
     seq_len = SMALL[name]["seq_len"]
     T = seq_len - 1 if name in ("icr", "noisy_icr") else seq_len
     for a in (ex.inputs, ex.targets, ex.train_targets):
@@ -400,6 +405,11 @@ def test_map_seed_changes_the_memorization_map():
 
 
 BAD = [
+    ("parity", dict(test_seq_len=10), "test_seq_len"),
+    ("parity", dict(seq_len=0), "seq_len"),
+    ("modular_sum", dict(modulus=1), "modulus"),
+    ("group_word", dict(group="D4"), "group"),
+    ("group_word", dict(split="dev"), "split"),
     ("mqar", dict(num_kv_pairs=40, seq_len=64), "num_kv_pairs"),
     ("mqar", dict(seq_len=63), "seq_len"),
     ("mqar", dict(vocab_size=8, num_kv_pairs=4), "vocab_size"),

@@ -24,6 +24,9 @@ class MixerConfig:
        zero input; mlstm: xLSTM's forget gate sigmoid(W u + c), W = 0 and c from logit(gate_min) to
        logit(gate_max); mamba: a = exp(-Delta_t r), Delta_t = softplus(W u + dt_bias) in
        [dt_min, dt_max] at zero input, rate r uniform in [rate_min, rate_max] or 1..n (s4d_real).
+    beta_max: beta_t = beta_max * sigmoid(w^T u_t), for a Householder A and b = beta_key: 1 (DeltaNet: beta in
+       (0, 1), eigenvalues of I - beta k k^T in (0, 1]) or up to 2 (eigenvalue 1 - beta down to -1: Grazzi et al.,
+       ICLR 2025, state tracking).
     b: impulse source. key = k_j; feature = psi(k_j); delta_B = Delta_t k_t (Mamba, gate = mamba);
        beta_key = beta_t k_t (DeltaNet); input_gate_key = exp(i~_t) k_t (mLSTM). scale_b: times 1/sqrt(n).
     psi: feature map on q, and on k when b = feature; normalize_k, normalize_q: L2-normalise keys, queries.
@@ -57,6 +60,7 @@ class MixerConfig:
     rate_max: float = 16.0
     dt_min: float = 0.001
     dt_max: float = 0.1
+    beta_max: float = 1.0
     b: str = "key"
     scale_b: bool = True
     psi: str = "none"
@@ -106,6 +110,8 @@ class MixerConfig:
             raise ConfigError(
                 f"model.mixer.gate_min={self.gate_min}, gate_max={self.gate_max}: need 0 < gate_min <= gate_max < 1"
             )
+        if not 0.0 < self.beta_max <= 2.0:
+            raise ConfigError(f"model.mixer.beta_max={self.beta_max}: need 0 < beta_max <= 2 (2 lets 1 - beta reach -1)")
         if not 0.0 < self.dt_min <= self.dt_max:
             raise ConfigError(f"model.mixer.dt_min={self.dt_min}, dt_max={self.dt_max}: need 0 < dt_min <= dt_max")
         if not 0.0 <= self.rate_min <= self.rate_max or self.rate_max <= 0:
@@ -164,6 +170,8 @@ class MixerConfig:
     def inactive(self) -> list[str]:
         """Knobs that cannot change what this mixer computes, given the others (left out of a run's identity)."""
         off = evolution(self.A).inactive(self)
+        if self.beta_max == 1.0 or not (evolution(self.A).householder or self.b == "beta_key"):
+            off.add("beta_max")  # the default leaves a run's identity as it was before the knob
         if self.eta != "learned":
             off.add("eta_f")
         if self.resolved_form() != "chunked":

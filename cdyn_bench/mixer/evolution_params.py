@@ -23,11 +23,14 @@ class EvolutionParams(nn.Module):
         needs_beta = self.kind.householder or cfg.b == "beta_key"
         self.beta = nn.Linear(d_model, cfg.n_heads, bias=False) if needs_beta else None
         self.input_gate = InputGate(d_model, cfg.n_heads) if cfg.b == "input_gate_key" else None
+        self.beta_max = cfg.beta_max
 
     def forward(self, u: Tensor, k: Tensor) -> tuple[Evolution, Tensor | None, Tensor | None]:
         """(A_t, Delta_t (B, T, H) or None, beta_t (B, T, H) or None); k (B, T, H, n) is the Householder direction."""
         log_a, dt = self.kind.decay(self.gate, u, self.n_heads) if self.gate is not None else (None, None)
         beta = torch.sigmoid(self.beta(u)) if self.beta is not None else None
+        if beta is not None and self.beta_max != 1.0:
+            beta = self.beta_max * beta
         log_i = self.input_gate(u) if self.input_gate is not None else None
         if not self.kind.householder:
             return Evolution(log_a, log_i=log_i), dt, beta

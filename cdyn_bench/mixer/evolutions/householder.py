@@ -11,7 +11,7 @@ class Householder(EvolutionKind):
     householder = True
 
     def radius_bound(self, cfg) -> tuple[float, str]:
-        return 1.0, "I - beta k k^T with unit k and beta in (0, 1): eigenvalues 1 and 1 - beta"
+        return 1.0, f"I - beta k k^T with unit k and beta in (0, {cfg.beta_max:g}): eigenvalues 1 and 1 - beta"
 
 
 KIND = Householder()

@@ -1,0 +1,152 @@
+"""State tracking (issue 30): the group tables are groups, the targets are the running element, the test split is
+the longer one, the last-position accuracy is what it says, and a Householder with beta up to 2 is computed by
+every form and has the negative eigenvalues it promises."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from helpers import TINY, compose, state_forms
+from test_forms import LENGTHS, check_forms
+
+from cdyn_bench.data import TaskData
+from cdyn_bench.mixer.introspect import inspect_model
+from cdyn_bench.model import LanguageModel
+from cdyn_bench.registry import ConfigError
+from cdyn_bench.run import run
+from cdyn_bench.tasks import TASKS, Examples
+from cdyn_bench.tasks.state import GROUPS, multiplication_table, permutation_group
+from cdyn_bench.train import evaluate
+
+ORDERS = {"S3": 6, "A5": 60, "S5": 120, "Z2": 2, "Z3": 3, "Z7": 7}
+
+
+@pytest.mark.parametrize("group", list(ORDERS))
+def test_each_table_is_a_group(group):
+    table = multiplication_table(group)
+    n = ORDERS[group]
+    assert table.shape == (n, n) and table.min() >= 0 and table.max() < n  # closed
+    a, b, c = np.meshgrid(np.arange(n), np.arange(n), np.arange(n), indexing="ij")
+    assert (table[table[a, b], c] == table[a, table[b, c]]).all()  # associative
+    identity = [e for e in range(n) if (table[e] == np.arange(n)).all() and (table[:, e] == np.arange(n)).all()]
+    assert len(identity) == 1 and all((table[g] == identity[0]).any() for g in range(n))  # one identity, inverses
+    assert all(sorted(row) == list(range(n)) for row in table)  # Latin square: each product once
+
+
+def test_the_permutation_groups_are_s3_a5_s5():
+    assert permutation_group("S5") == tuple(itertools.permutations(range(5)))
+    a5 = set(permutation_group("A5"))
+    assert len(a5) == 60 and a5 < set(permutation_group("S5"))
+    composed = {tuple(q[p[i]] for i in range(5)) for p in a5 for q in a5}
+    assert composed == a5  # A5 is closed in S5
+    assert not multiplication_table("S3").T.tolist() == multiplication_table("S3").tolist()  # S3 is not abelian
+
+
+def running(tokens: np.ndarray, compose_two) -> np.ndarray:
+    """The running product, written out step by step."""
+    out = []
+    for row in tokens:
+        state, states = None, []
+        for g in row:
+            state = g if state is None else compose_two(state, g)
+            states.append(state)
+        out.append(states)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("task, params", [("parity", {}), ("modular_sum", {"modulus": 5}),
+                                          *(("group_word", {"group": g}) for g in GROUPS)])
+def test_the_target_is_the_running_element_at_every_position(task, params):
+    ex = TASKS[task](20, np.random.default_rng(1), seq_len=17, test_seq_len=40, **params)
+    assert ex.inputs.shape == ex.targets.shape == (20, 17) and (ex.targets != -100).all()
+    assert ex.train_targets is ex.targets
+    if task == "parity":
+        assert (ex.targets == np.cumsum(ex.inputs, axis=1) % 2).all()
+    elif task == "modular_sum":
+        assert (ex.targets == np.cumsum(ex.inputs, axis=1) % 5).all()
+    else:
+        perms = permutation_group(params["group"])
+        index = {p: i for i, p in enumerate(perms)}
+        # (a * b) applies a, then b: the composed permutation is i -> b(a(i)).
+        expected = running(ex.inputs, lambda a, b: index[tuple(perms[b][perms[a][i]] for i in range(len(perms[a])))])
+        assert (ex.targets == expected).all()
+
+
+def test_the_test_split_is_longer_and_the_splits_are_disjoint():
+    cfg = compose("task=group_word", "task.group=S3", "task.seq_len=16", "task.test_seq_len=64", "task.num_val=50",
+                  "task.num_test=50").task
+    data = TaskData(cfg, seed=0, batch_size=8)
+    assert data.val.inputs.shape == (50, 16) and data.test.inputs.shape == (50, 64)
+    assert data.train_batch()[0].shape == (8, 16) and data.leaked == 0
+    assert not {r.tobytes() for r in data.val.inputs} & {r.tobytes() for r in data.train_batch()[0]}
+    with pytest.raises(ConfigError, match="task.test_seq_len=8: must be at least seq_len"):
+        compose("task=parity", "task.seq_len=16", "task.test_seq_len=8")
+    with pytest.raises(ConfigError, match="task.group='D4'"):
+        compose("task=group_word", "task.group=D4")
+
+
+class Echo(torch.nn.Module):
+    """Predicts each scored position's own input token (one-hot logits over `vocab` classes)."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.vocab = vocab
+
+    def forward(self, inputs: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(inputs[select], self.vocab).float()
+
+
+def test_last_accuracy_is_the_accuracy_at_each_sequences_last_scored_position():
+    rng = np.random.default_rng(3)
+    inputs = rng.integers(0, 2, size=(30, 9))
+    targets = rng.integers(0, 2, size=(30, 9))
+    targets[:, 7:] = np.where(rng.random((30, 2)) < 0.5, -100, targets[:, 7:])  # the last scored position varies
+    last = np.array([np.nonzero(t != -100)[0].max() for t in targets])
+    expected = float(np.mean(inputs[np.arange(30), last] == targets[np.arange(30), last]))
+    got = evaluate(Echo(2), Examples(inputs, targets, targets), batch_size=7, device=torch.device("cpu"))
+    assert got["last_accuracy"] == pytest.approx(expected)
+    scored = targets != -100
+    assert got["accuracy"] == pytest.approx(float(np.mean(inputs[scored] == targets[scored])))
+
+
+def test_a_parity_run_records_its_last_position_accuracy_and_card(tmp_path):
+    result = run(compose(*(o for o in TINY if not o.startswith("task.")), "task=parity", "task.seq_len=16", "task.test_seq_len=64", "task.num_val=32",
+                         "task.num_test=32"), tmp_path)
+    assert result.status == "completed" and 0.0 <= result.metrics["test_last_accuracy"] <= 1.0
+    assert result.principles["transitions"] == "positive_real"
+
+
+@pytest.mark.parametrize("A", ["householder", "gated_householder"])
+@pytest.mark.parametrize("b", ["beta_key", "key"])
+def test_every_form_computes_a_householder_with_beta_up_to_two(A, b):
+    cfg = compose("model.d_model=8", "model.mixer.n_heads=2", "model.mixer.head_dim=3", "model.mixer.chunk_size=3",
+                  f"model.mixer.A={A}", f"model.mixer.b={b}", "model.mixer.beta_max=2").model.mixer
+    assert "beta_max" not in cfg.inactive()
+    for T in LENGTHS:
+        check_forms(cfg, 8, T, state_forms(cfg))
+
+
+def test_beta_up_to_two_gives_negative_eigenvalues_and_the_default_keeps_the_identity():
+    model = LanguageModel(compose("model=deltanet", "model.d_model=16", "model.mixer.beta_max=2").model, 11)
+    with torch.no_grad():  # push beta_t = 2 sigmoid(w^T u) towards 2
+        for block in model.blocks:
+            block.mixer.evolution.beta.weight.add_(0.5)
+    seen = inspect_model(model, torch.randint(0, 11, (2, 9), generator=torch.Generator().manual_seed(0)))[0]
+    assert seen["eigenvalues"].min() < 0 and seen["eigenvalues"].min() >= -1
+    assert "beta_max" in compose("model=deltanet").model.mixer.inactive()  # beta_max = 1: hashes as before the knob
+    with pytest.raises(ConfigError, match="model.mixer.beta_max=3.0: need 0 < beta_max <= 2"):
+        compose("model=deltanet", "model.mixer.beta_max=3")
+
+
+def test_the_card_says_which_transitions_can_flip_the_state():
+    from cdyn_bench.principles import card_record
+
+    def transitions(*overrides):
+        return card_record(compose("task=parity", *overrides))["transitions"]
+
+    assert transitions("model=deltanet", "model.mixer.beta_max=2") == "signed_real"
+    assert transitions("model=deltanet") == transitions("model=mamba2") == "positive_real"
+    assert transitions("model=softmax") == "no_state"
