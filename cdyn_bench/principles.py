@@ -140,9 +140,9 @@ def score_prediction(cfg: MixerConfig, d_model: int) -> Prediction:
 
 def nonnegative_scores(cfg: MixerConfig) -> bool:
     """Whether q_i^T A_i...A_{j+1} b_j >= 0 always: positive feature maps on q and on k (b = psi(k)) and an
-    A with nonnegative entries (scalar or diagonal factors; a Householder factor can flip signs)."""
+    A with nonnegative entries (scalar or diagonal factors; a Householder or rotation factor can flip signs)."""
     positive = cfg.psi in ("elu1", "relu", "exp", "softmax") and cfg.b == "feature"
-    return positive and not evolution(cfg.A).householder
+    return positive and not (evolution(cfg.A).householder or evolution(cfg.A).rotates)
 
 
 def sign_prediction(cfg: MixerConfig) -> Prediction:
@@ -161,12 +161,17 @@ def transition_prediction(cfg: MixerConfig) -> Prediction:
     """Which eigenvalues A_t can have, and so which state the recurrence can track (principle 4 on state tracking):
     positive reals only scale the state, so a running parity cannot be kept at any length (Grazzi et al., ICLR
     2025); a Householder with beta up to 2 reaches eigenvalue -1, a reflection, which can flip it; an element of
-    order above 2 (Z_m for m > 2; the 3-cycles of A5 and S5) needs a rotation or a product of reflections per
-    token, which no kind built here has."""
+    order above 2 (Z_m for m > 2; the 3-cycles of A5 and S5) needs a rotation (A = rotation: complex
+    eigenvalues, commuting, so abelian groups only) or a product of reflections per token (not built)."""
     kind = evolution(cfg.A)
     if not (cfg.phi == "identity" and cfg.eta in STATE_NORMALISERS):
         return Prediction("transitions", "no_state", f"phi = {cfg.phi}, eta = {cfg.eta}: no finite state whose "
                           "transitions the spectrum of A_t describes")
+    if kind.rotates:
+        return Prediction("transitions", "complex", "rotations of channel pairs: eigenvalues a_t e^(+-i theta_t), so "
+                          "the state can be turned: Z_m (theta = 2 pi / m) and parity (theta = pi) are representable; "
+                          "a non-abelian group (S3, A5, S5) needs non-commuting transitions, which rotations of fixed "
+                          "pairs are not")
     if kind.householder and cfg.beta_max > 1:
         return Prediction("transitions", "signed_real", f"I - beta k k^T with beta up to {cfg.beta_max:g}: eigenvalues "
                           f"down to {1 - cfg.beta_max:g}, a reflection can flip the state (parity); an element of order "

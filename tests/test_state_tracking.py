@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from helpers import TINY, compose, state_forms
+from helpers import TINY, assert_close, compose, state_forms
 from test_forms import LENGTHS, check_forms
 
 from cdyn_bench.data import TaskData
@@ -150,3 +150,78 @@ def test_the_card_says_which_transitions_can_flip_the_state():
     assert transitions("model=deltanet", "model.mixer.beta_max=2") == "signed_real"
     assert transitions("model=deltanet") == transitions("model=mamba2") == "positive_real"
     assert transitions("model=softmax") == "no_state"
+
+
+def rotation_matrices(theta: torch.Tensor) -> torch.Tensor:
+    """(..., n, n) block-diagonal Rot(theta) for angles (..., n/2): pair p of channels turned by theta_p."""
+    n = 2 * theta.shape[-1]
+    out = theta.new_zeros(*theta.shape[:-1], n, n)
+    c, s = torch.cos(theta), torch.sin(theta)
+    out[..., 0::2, 0::2] = torch.diag_embed(c)
+    out[..., 0::2, 1::2] = torch.diag_embed(-s)
+    out[..., 1::2, 0::2] = torch.diag_embed(s)
+    out[..., 1::2, 1::2] = torch.diag_embed(c)
+    return out
+
+
+def test_a_rotating_a_is_the_recurrence_with_its_rotation_matrices_written_out():
+    """S_t = a_t Rot(theta_t) S_(t-1) + b_t v_t^T, y_t = S_t^T q_t, stepped with explicit n x n matrices in float64,
+    equals the mixer's change of frame (data-dependent rotary) in every form."""
+    from test_forms import perturb
+
+    from cdyn_bench.mixer import FORMS, CoeffMixer
+
+    cfg = compose("model.d_model=8", "model.mixer.n_heads=2", "model.mixer.head_dim=4", "model.mixer.A=rotation",
+                  "model.mixer.chunk_size=3").model.mixer
+    torch.manual_seed(0)
+    mixer = CoeffMixer(8, cfg)
+    perturb(mixer, scale=3.0)  # angles well away from 0
+    mixer = mixer.double()
+    u = torch.randn(2, 11, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        q, k, v = mixer.qkv(u)
+        evolution, dt, beta = mixer.evolution(u, k)
+        b = mixer.impulse(k, dt, beta)
+        rot = rotation_matrices(evolution.angles)  # (B, T, H, n, n)
+        a = torch.exp(evolution.log_a)  # (B, T, H)
+        S = q.new_zeros(2, 2, 4, v.shape[-1])
+        ys = []
+        for t in range(11):
+            S = a[:, t, :, None, None] * rot[:, t] @ S + b[:, t, :, :, None] * v[:, t, :, None, :]
+            ys.append(torch.einsum("bhn,bhnd->bhd", q[:, t], S))
+        expected = torch.stack(ys, 1)
+        assert evolution.angles.abs().max() > 0.5
+        qf, bf, vf, framed, eta = mixer.components(u)
+        for form in ("quadratic", "recurrent", "chunked", "scan"):
+            options = {"chunk_size": 3} if form == "chunked" else {}
+            y = FORMS[form](qf, bf, vf, framed, "identity", "one", eta, **options)
+            assert_close(form, expected, y, 1e-10)
+
+
+@pytest.mark.parametrize("knobs", [("phi=identity", "eta=one"), ("phi=identity", "eta=learned", "gate=mamba", "b=delta_B"),
+                                   ("phi=exp", "eta=sum"), ("phi=identity", "eta=mlstm", "b=input_gate_key")],
+                         ids="-".join)
+def test_every_form_and_the_stream_compute_a_rotating_a(knobs):
+    cfg = compose("model.d_model=8", "model.mixer.n_heads=2", "model.mixer.head_dim=4", "model.mixer.A=rotation",
+                  "model.mixer.chunk_size=3", *(f"model.mixer.{k}" for k in knobs))
+    forms = state_forms(cfg.model.mixer) if cfg.model.mixer.phi == "identity" else ["quadratic"]
+    # Not T = 1: one token's query and impulse turn by the same angle, so the angles' gradient is exactly 0 in
+    # exact arithmetic and rounding noise in each precision, which no relative error can compare.
+    for T in [T for T in LENGTHS if T > 1]:
+        check_forms(cfg.model.mixer, 8, T, forms)
+    from test_forms import perturb
+
+    model = LanguageModel(cfg.model, vocab_size=11)
+    perturb(model, scale=3.0)
+    model = model.double().eval()
+    tokens = torch.randint(0, 11, (2, 13), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits, caches = model.step(tokens[:, :6])
+        steps = [logits]
+        for t in range(6, 13):
+            logits, caches = model.step(tokens[:, t:t + 1], caches)
+            steps.append(logits)
+        assert_close("streamed", model(tokens), torch.cat(steps, 1), 1e-10)
+    assert caches[0].floats() == model.blocks[0].mixer.state_size(13)
+    with pytest.raises(ConfigError, match="needs an even head_dim"):
+        compose("model.mixer.A=rotation", "model.mixer.head_dim=3")

@@ -53,12 +53,17 @@ class Evolution:
         A'_t = I - beta_t k_t k_t^T (None when A'_t = I).
     log_i: (B, T, H) log of an input gate i_j multiplying b_j (mLSTM); it is kept in log space
         beside the decays so that normalised forms can subtract a running maximum.
+    angles: (B, T, H, n/2) angles theta_t of a rotation part A'_t = Rot(theta_t), each pair of channels
+        (2p, 2p+1) turned by its own angle. The mixer takes it out before any form by a change of frame
+        (cdyn_bench.mixer.frame): the forms compute the rest. frame: the cumulative angles that took it out.
     """
 
     log_a: Tensor | None = None
     beta: Tensor | None = None
     direction: Tensor | None = None
     log_i: Tensor | None = None
+    angles: Tensor | None = None
+    frame: Tensor | None = None
 
     @property
     def scalar(self) -> Tensor | None:

@@ -88,6 +88,7 @@ class MixerConfig:
         self._check_ranges()
         self._check_gates()
         self._check_form()
+        evolution(self.A).check(self, self.dims(d_model)[0])
 
     def _check_sizes(self, d_model: int) -> None:
         if self.n_heads <= 0 or d_model % self.n_heads:
@@ -140,7 +141,6 @@ class MixerConfig:
                 f"model.mixer.b=delta_B needs Delta_t: model.mixer.gate=mamba with A in "
                 f"{kinds_with(input_dependent=True)}; got A={self.A}, gate={self.gate}"
             )
-        kind.check(self)
 
     def _check_form(self) -> None:
         if self.form not in STATE_FORMS:

@@ -32,6 +32,8 @@ class EvolutionParams(nn.Module):
         if beta is not None and self.beta_max != 1.0:
             beta = self.beta_max * beta
         log_i = self.input_gate(u) if self.input_gate is not None else None
+        if self.kind.rotates:
+            return Evolution(log_a, log_i=log_i, angles=self.kind.angles(self.gate, u, self.n_heads)), dt, beta
         if not self.kind.householder:
             return Evolution(log_a, log_i=log_i), dt, beta
         return Evolution(log_a, beta, F.normalize(k, dim=-1), log_i), dt, beta

@@ -156,3 +156,24 @@ def make_gate(cfg: MixerConfig, d_model: int, n: int, diagonal: bool, input_depe
         return MambaGate(cfg, d_model, n, diagonal, input_dependent)
     gate = SigmoidGate if cfg.gate == "sigmoid" else ForgetGate
     return gate(cfg, d_model, width, input_dependent)
+
+
+class RotationGate(nn.Module):
+    """A scalar gate a_t (cfg.gate, input-dependent) and the angles theta_t = W u_t + c of a rotation of each pair
+    of state channels, per head: W starts small and c at 0, so A_t starts near a_t I."""
+
+    def __init__(self, cfg: MixerConfig, d_model: int, n: int):
+        super().__init__()
+        self.gate = make_gate(cfg, d_model, n, diagonal=False, input_dependent=True)
+        self.angle = nn.Linear(d_model, cfg.n_heads * (n // 2))
+        with torch.no_grad():
+            self.angle.weight.mul_(0.1)
+            self.angle.bias.zero_()
+
+    def forward(self, u: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.gate(u)
+
+    def angles(self, u: Tensor, n_heads: int) -> Tensor:
+        """(B, T, H, n/2) angles theta_t."""
+        return self.angle(u).view(*u.shape[:2], n_heads, -1)
+

@@ -14,6 +14,7 @@ from cdyn_bench.mixer.components import ETA_FS, FEATURE_MAPS, Evolution
 from cdyn_bench.mixer.config import MixerConfig
 from cdyn_bench.mixer.evolution_params import EvolutionParams
 from cdyn_bench.mixer.forms import FORMS, coefficients
+from cdyn_bench.mixer.frame import in_frame
 from cdyn_bench.mixer.stream import Cache, cached_rows
 
 
@@ -174,7 +175,10 @@ class CoeffMixer(nn.Module):
         eta = None
         if self.eta_proj is not None:
             eta = torch.exp(ETA_FS[self.cfg.eta_f](self.eta_proj(u)))
-        return q, self.impulse(k, dt, beta), v, evolution, eta
+        b = self.impulse(k, dt, beta)
+        if evolution.angles is not None:
+            q, b, evolution = in_frame(q, b, evolution, cache.angle if cache is not None else None)
+        return q, b, v, evolution, eta
 
     def forward(self, u: Tensor) -> Tensor:
         q, b, v, evolution, eta = self.components(u)
@@ -192,6 +196,8 @@ class CoeffMixer(nn.Module):
         cache = cache if cache is not None else Cache()
         q, b, v, evolution, eta = self.components(u, cache)
         new = Cache(position=cache.position + u.shape[1], scaled=self.cfg.eta in STABILISED)
+        if evolution.frame is not None:
+            new.angle = evolution.frame[:, -1]
         if self.conv is not None:
             x = self.proj(u)
             tail = cache.conv if cache.conv is not None else x.new_zeros(x.shape[0], self.cfg.conv_size - 1, x.shape[-1])
@@ -231,6 +237,8 @@ class CoeffMixer(nn.Module):
         plus the short convolution's last inputs."""
         H, n, dv, cfg = self.cfg.n_heads, self.n, self.dv, self.cfg
         conv = (cfg.conv_size - 1) * self.proj.out_features if cfg.conv_size else 0
+        angle = H * (n // 2) if self.evolution.kind.rotates else 0  # a rotating A's cumulative angles
+        conv += angle
         if self.finite_state:
             return conv + H * n * dv + (H * (n + 1) if cfg.eta in STABILISED else 0)
         decays = (self.evolution.kind.factor == "scalar" and not self.evolution.kind.householder

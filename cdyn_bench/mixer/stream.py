@@ -35,11 +35,13 @@ class KVCache:
 @dataclass
 class Cache:
     """What one mixer keeps after a prefix: tokens seen (positions for rotary embeddings), the short
-    convolution's last conv_size - 1 projected inputs (B, k-1, width), and a State or a KVCache.
+    convolution's last conv_size - 1 projected inputs (B, k-1, width), the cumulative angles of a rotating A
+    (B, H, n/2; cdyn_bench.mixer.frame), and a State or a KVCache.
     scaled: whether the State's log scale m carries information (eta in STABILISED; else it is 0)."""
 
     position: int = 0
     conv: Tensor | None = None
+    angle: Tensor | None = None
     state: State | None = None
     kv: KVCache | None = None
     scaled: bool = False
@@ -47,7 +49,7 @@ class Cache:
     def floats(self) -> int:
         """Floats held per sequence: what inference needs to continue (the measured state or KV cache)."""
         state = [self.state.S, self.state.m if self.scaled else None] if self.state is not None else []
-        parts = [self.conv, *state, *(vars(self.kv).values() if self.kv else ())]
+        parts = [self.conv, self.angle, *state, *(vars(self.kv).values() if self.kv else ())]
         return sum(t[0].numel() for t in parts if t is not None)
 
 

@@ -8,7 +8,7 @@ estimate and the generic tests read this table. Torch-free at import.
 from __future__ import annotations
 
 from cdyn_bench.mixer.evolutions import diag_gate, fixed, gated_householder, householder, identity, learned_scalar
-from cdyn_bench.mixer.evolutions import scalar_gate
+from cdyn_bench.mixer.evolutions import rotation, scalar_gate
 from cdyn_bench.mixer.evolutions.kind import GATE_KNOBS, EvolutionKind
 from cdyn_bench.registry import lookup
 
@@ -23,6 +23,7 @@ EVOLUTIONS: dict[str, EvolutionKind] = {
         diag_gate.KIND,
         householder.KIND,
         gated_householder.KIND,
+        rotation.KIND,
     )
 }
 

@@ -1,10 +1,11 @@
 """What the framework asks of an evolution structure A_t: the base of every kind in this package.
 
 A kind says how A_t = a_t A'_t is parametrised and what it is made of: `factor`, the a_t part
-("none", a "scalar" a_t I or a "diagonal" Diag(a_t)), and `householder`, whether A'_t = I - beta_t
-k_t k_t^T. The forms, the streaming cache, the eigenvalues (cdyn_bench.mixer.introspect) and the
-memory estimate read only these two facts from the `Evolution` a kind produces, so a new kind of an
-existing structure is computed by every form without touching them. Everything else that depends on
+("none", a "scalar" a_t I or a "diagonal" Diag(a_t)), `householder`, whether A'_t = I - beta_t
+k_t k_t^T, and `rotates`, whether A'_t turns pairs of channels by data-dependent angles (taken out as
+a change of frame, cdyn_bench.mixer.frame). The forms, the streaming cache, the eigenvalues
+(cdyn_bench.mixer.introspect) and the memory estimate read only these facts from the `Evolution` a kind
+produces, so a new kind of an existing structure is computed by every form without touching them. Everything else that depends on
 the kind lives on its object: its gate module, its knobs, its checks, its spectral-radius bound for
 the principle card, its parameter count for the memory estimate.
 
@@ -46,12 +47,13 @@ class EvolutionKind:
     summary: str = ""
     factor: str = "none"
     householder: bool = False
+    rotates: bool = False
     gated: bool = False
     input_dependent: bool = False
     knobs: tuple[str, ...] = ()
 
-    def check(self, cfg: MixerConfig) -> None:
-        """Raise ConfigError on a knob combination this kind cannot compute (one line)."""
+    def check(self, cfg: MixerConfig, n: int) -> None:
+        """Raise ConfigError on a knob combination this kind cannot compute (one line); n: the state size per head."""
 
     def inactive(self, cfg: MixerConfig) -> set[str]:
         """Knobs that cannot change what this kind computes, given the others."""
@@ -72,6 +74,10 @@ class EvolutionKind:
     def decay(self, gate: Any, u: Any, n_heads: int) -> tuple[Any, Any]:
         """(log a_t: (B, T, H) scalar, (B, T, H, n) diagonal, or None; Delta_t (B, T, H) or None) from u (B, T, d)."""
         return None, None
+
+    def angles(self, gate: Any, u: Any, n_heads: int) -> Any:
+        """(B, T, H, n/2) angles of a rotation part, or None (`rotates` kinds only)."""
+        return None
 
     def is_identity(self, cfg: MixerConfig) -> bool:
         """Whether A_t = I exactly for these knobs (the principle card's order prediction)."""
