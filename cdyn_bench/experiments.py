@@ -101,6 +101,11 @@ FINDINGS = {
         extended=["key_scaling_long"],
         measures=["score_variance"],
     ),
+    # The card's predictions against the outcomes of the first and third findings' runs (no runs of its own).
+    "principle_card": Finding(
+        sweeps=[], reports=[Report(["normalization", "unstable_evolution"], "principle_card", ["--principles"])],
+        quick={},
+    ),
     "finite_state": Finding(
         sweeps=[], reports=[Report([], ".", ["--finite-state"])], quick={}, folder="finite_state",
         measures=["inference_cost"],

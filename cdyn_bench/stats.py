@@ -44,6 +44,10 @@ def bootstrap_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95, draws:
     return float(low), float(high)
 
 
+COMPARE_COLUMNS = ["arm_a", "arm_b", "mean_a", "mean_b", "seeds_a", "seeds_b", "difference", "welch_t", "dof", "p",
+                   "ci_low", "ci_high", "clear"]
+
+
 def compare(runs: pd.DataFrame, arm: str, keys: list[str], metric: str = "test_accuracy") -> pd.DataFrame:
     """Per group of `keys` and pair of values of `arm`: each arm's mean and seeds, the difference, Welch's t and
     the bootstrap 95% interval; `clear` when Welch's p < 0.05 and the interval excludes 0 (with 3 seeds the
@@ -62,4 +66,4 @@ def compare(runs: pd.DataFrame, arm: str, keys: list[str], metric: str = "test_a
                          "seeds_a": " ".join(f"{x:.3f}" for x in a), "seeds_b": " ".join(f"{x:.3f}" for x in b),
                          "difference": a.mean() - b.mean(), "welch_t": t, "dof": dof, "p": p, "ci_low": low,
                          "ci_high": high, "clear": bool((low > 0 or high < 0) and p < 0.05)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*keys, *COMPARE_COLUMNS])

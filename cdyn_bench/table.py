@@ -245,6 +245,9 @@ def write_comparison(df: pd.DataFrame, cell: list[str], over: list[str], arm: st
     keys = [k for k in varying(df, cell) if k != arm]
     pairs = compare(scored(select_best(df, cell, over)), arm, keys)
     pairs.to_csv(out / "compare.csv", index=False)
+    if pairs.empty:  # every cell has one value of the arm (a cut of the grid): nothing to compare
+        (out / "compare.md").write_text(f"No cell of these records has two values of {arm}: nothing to compare.\n")
+        return [out / "compare.csv", out / "compare.md"]
     shown = pairs.assign(**{c: pairs[c].map(lambda v: f"{v:.4f}") for c in
                             ("mean_a", "mean_b", "difference", "ci_low", "ci_high")},
                          welch_t=pairs["welch_t"].map(lambda v: f"{v:.2f}"), dof=pairs["dof"].map(lambda v: f"{v:.1f}"),

@@ -57,7 +57,8 @@ def write_principles(dirs: list[Path], out: Path) -> tuple[pd.DataFrame, list[Pa
     text = ["# The principle card against the outcomes", "",
             "Predictions made before training (cdyn-explain; every record carries its card) beside what the runs "
             "did: growth = overflow claims a divergence, bounded or normalised claim none; order = invariant claims "
-            "that an order-dependent task stays unsolved (test accuracy below 0.9).", "",
+            "that an order-dependent task stays unsolved (test accuracy below 0.9); transitions = positive_real "
+            "claims that running parity stays unsolved at the test length.", "",
             counts.to_markdown(index=False), ""]
     if not failed.empty:
         text += ["Where a prediction failed:", "", failed.drop(columns="verdict").to_markdown(index=False), ""]

@@ -29,7 +29,9 @@ def test_every_sweep_is_an_experiment_and_its_quick_cut_composes(name):
     sweeps = finding.sweeps + finding.extended
     assert set(finding.quick) == set(sweeps) <= set(group_names("experiment"))
     assert not set(finding.sweeps) & set(finding.extended)
-    assert {s for r in finding.reports for s in r.sweeps} <= set(sweeps)
+    # A finding with no sweeps of its own (the principle card) reads those of the findings in its folder.
+    folder = {s for f in reproduce.FINDINGS.values() if f.folder == finding.folder for s in f.sweeps + f.extended}
+    assert {s for r in finding.reports for s in r.sweeps} <= set(sweeps if finding.sweeps else folder)
     for sweep in sweeps:
         cfg = compose(f"+experiment={sweep}", *map(single, reproduce.QUICK + finding.quick[sweep]))
         assert cfg.seed == 0 and cfg.train.max_steps == 60 and cfg.sweep_name == sweep
@@ -106,7 +108,9 @@ def test_quick_reproduction_runs_every_finding_and_writes_its_reports(tmp_path):
             if set(report.sweeps) & set(finding.extended):
                 continue  # extended sweeps run with --extended only: their reports wait for their records
             # a sweep's report, its eigenvalue spectra, or a measurement's
-            written = "spectra.csv" if "--spectra" in report.options else "table.csv" if report.sweeps else "finite_state.md"
+            views = {"--spectra": "spectra.csv", "--principles": "principles.csv"}
+            written = next((views[o] for o in report.options if o in views),
+                           "table.csv" if report.sweeps else "finite_state.md")
             assert (tmp_path / finding.folder / report.out / written).exists(), report.out
 
 

@@ -164,3 +164,14 @@ def test_welch_t_and_the_bootstrap_interval_on_a_known_answer():
     tiny = pd.DataFrame({"arm": ["x"] * 3 + ["y"] * 3, "seed": [0, 1, 2] * 2,
                          "test_accuracy": [0.998, 0.999, 0.331, 1.0, 1.0, 1.0]})
     assert not stats.compare(tiny, "arm", []).iloc[0]["clear"]  # the bootstrap alone would call it
+
+
+def test_a_comparison_with_one_value_of_the_arm_writes_that_it_has_nothing_to_compare(tmp_path):
+    from cdyn_bench.run import run
+
+    for seed in (0, 1):
+        run(compose(*TINY, f"seed={seed}", "sweep_name=one_arm"), tmp_path / "runs")
+    assert stats.compare(pd.DataFrame({"arm": ["x"], "seed": [0], "test_accuracy": [0.5]}), "arm", []).empty
+    report = make_report([tmp_path / "runs"], tmp_path / "report", compare="model.mixer.eta")
+    assert "nothing to compare" in (tmp_path / "report" / "compare.md").read_text()
+    assert (tmp_path / "report" / "compare.md") in report.files
