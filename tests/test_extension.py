@@ -10,9 +10,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import TINY, assert_close, compose, state_forms
-from test_forms import LENGTHS, check_forms, perturb
-from test_state import check_continuation
+from helpers import TINY, compose, state_forms
+from test_forms import LENGTHS, check_forms
+from test_state import check_continuation, check_streaming
 from torch import nn
 
 from cdyn_bench.mixer.evolutions import EVOLUTIONS, EvolutionKind, register
@@ -91,19 +91,8 @@ def test_the_new_kind_continues_from_its_state(knobs):
 
 
 def test_the_new_kind_streams_token_by_token():
-    cfg = compose("model.d_model=16", "model.mixer.n_heads=2", "model.mixer.chunk_size=4", f"model.mixer.A={NAME}").model
-    model = LanguageModel(cfg, vocab_size=11)
-    perturb(model)
-    model = model.double().eval()
-    tokens = torch.randint(0, 11, (2, 13), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        logits, caches = model.step(tokens[:, :6])
-        steps = [logits]
-        for t in range(6, 13):
-            logits, caches = model.step(tokens[:, t:t + 1], caches)
-            steps.append(logits)
-        assert_close("streamed", model(tokens), torch.cat(steps, 1), 1e-10)
-    assert caches[0].floats() == model.blocks[0].mixer.state_size(13)
+    check_streaming(compose("model.d_model=16", "model.mixer.n_heads=2", "model.mixer.chunk_size=4",
+                            f"model.mixer.A={NAME}").model)
 
 
 def test_the_eigenvalues_and_spectrum_of_the_new_kind():

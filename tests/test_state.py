@@ -129,18 +129,24 @@ def test_the_state_is_finite_exactly_when_the_readout_is_linear(preset):
 ], ids="-".join)
 def test_a_kv_cache_with_scalar_decays_streams_exactly(knobs):
     cfg = compose("model.d_model=16", "model.mixer.n_heads=2", *(f"model.mixer.{k}" for k in knobs)).model
+    check_streaming(cfg, length=9, prefix=4, name=" ".join(knobs))
+
+
+def check_streaming(cfg, length: int = 13, prefix: int = 6, scale: float = 0.3, name: str = "streamed") -> None:
+    """A prompt of `prefix` tokens, then one token at a time from the caches, gives one forward pass's logits
+    (float64, 1e-10), and the caches hold state_size floats."""
     model = LanguageModel(cfg, vocab_size=11)
-    perturb(model)
+    perturb(model, scale)
     model = model.double().eval()
-    tokens = torch.randint(0, 11, (2, 9), generator=torch.Generator().manual_seed(1))
+    tokens = torch.randint(0, 11, (2, length), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        logits, caches = model.step(tokens[:, :4])
+        logits, caches = model.step(tokens[:, :prefix])
         steps = [logits]
-        for t in range(4, 9):
+        for t in range(prefix, length):
             logits, caches = model.step(tokens[:, t:t + 1], caches)
             steps.append(logits)
-        assert_close(" ".join(knobs), model(tokens), torch.cat(steps, 1), 1e-10)
-    assert caches[0].floats() == model.blocks[0].mixer.state_size(9)
+        assert_close(name, model(tokens), torch.cat(steps, 1), 1e-10)
+    assert caches[0].floats() == model.blocks[0].mixer.state_size(length)
 
 
 def test_streaming_a_nonlinear_readout_with_diagonal_a_is_refused():

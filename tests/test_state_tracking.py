@@ -11,6 +11,7 @@ import pytest
 import torch
 from helpers import TINY, assert_close, compose, state_forms
 from test_forms import LENGTHS, check_forms
+from test_state import check_streaming
 
 from cdyn_bench.data import TaskData
 from cdyn_bench.mixer.introspect import inspect_model
@@ -209,19 +210,6 @@ def test_every_form_and_the_stream_compute_a_rotating_a(knobs):
     # exact arithmetic and rounding noise in each precision, which no relative error can compare.
     for T in [T for T in LENGTHS if T > 1]:
         check_forms(cfg.model.mixer, 8, T, forms)
-    from test_forms import perturb
-
-    model = LanguageModel(cfg.model, vocab_size=11)
-    perturb(model, scale=3.0)
-    model = model.double().eval()
-    tokens = torch.randint(0, 11, (2, 13), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        logits, caches = model.step(tokens[:, :6])
-        steps = [logits]
-        for t in range(6, 13):
-            logits, caches = model.step(tokens[:, t:t + 1], caches)
-            steps.append(logits)
-        assert_close("streamed", model(tokens), torch.cat(steps, 1), 1e-10)
-    assert caches[0].floats() == model.blocks[0].mixer.state_size(13)
+    check_streaming(cfg.model, scale=3.0)
     with pytest.raises(ConfigError, match="needs an even head_dim"):
         compose("model.mixer.A=rotation", "model.mixer.head_dim=3")

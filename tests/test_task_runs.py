@@ -26,6 +26,9 @@ SMALL = {
     "selective_copy": ("task.seq_len=24", "task.num_tokens_to_copy=4", "task.num_train=0"),
     "compression": ("task.seq_len=8", "task.vocab_size=8", "task.num_train=64"),
     "memorization": ("task.seq_len=8", "task.vocab_size=64", "task.num_train=64"),
+    "parity": ("task.seq_len=8", "task.test_seq_len=32"),
+    "modular_sum": ("task.seq_len=8", "task.test_seq_len=32", "task.modulus=5"),
+    "group_word": ("task.seq_len=8", "task.test_seq_len=32", "task.group=A5"),
 }
 
 
