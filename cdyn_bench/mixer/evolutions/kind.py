@@ -5,9 +5,10 @@ A kind says how A_t = a_t A'_t is parametrised and what it is made of: `factor`,
 k_t k_t^T, and `rotates`, whether A'_t turns pairs of channels by data-dependent angles (taken out as
 a change of frame, cdyn_bench.mixer.frame). The forms, the streaming cache, the eigenvalues
 (cdyn_bench.mixer.introspect) and the memory estimate read only these facts from the `Evolution` a kind
-produces, so a new kind of an existing structure is computed by every form without touching them. Everything else that depends on
-the kind lives on its object: its gate module, its knobs, its checks, its spectral-radius bound for
-the principle card, its parameter count for the memory estimate.
+produces, so a new kind of an existing structure is computed by every form without touching them (a kind
+rotates or has a Householder part, not both). Everything else that depends on the kind lives on its
+object: its gate module, its knobs, its checks, its spectral-radius bound for the principle card, its
+parameter count for the memory estimate.
 
 Torch-free at import (the config checks and `cdyn-run --help` read the registry); `build` and
 `decay` use torch when a model is made.
@@ -37,7 +38,8 @@ class EvolutionKind:
 
     name: the config value; summary: one line for the help and the extension guide.
     factor: "none", "scalar" (a_t I, one number per head) or "diagonal" (Diag(a_t), one per channel).
-    householder: A'_t = I - beta_t k_t k_t^T (k_t the L2-normalised key, beta_t in (0, 1)), else I.
+    householder: A'_t = I - beta_t k_t k_t^T (k_t the L2-normalised key, beta_t in (0, beta_max)), else I.
+    rotates: A'_t = Rot(theta_t), pairs of channels turned by the angles `angles` returns.
     gated: a_t is learned through the model.mixer.gate parametrisation (it reads the gate's knobs);
     input_dependent: a_t depends on the token (a gate with a projection, which gives Delta_t with gate=mamba).
     knobs: the other MixerConfig knobs it reads (gamma, gamma_heads).
