@@ -176,9 +176,31 @@ def next_points(row: dict, rule: SearchRule) -> list[dict[str, float]]:
     return points
 
 
+def incomplete_points(df: pd.DataFrame, cell: list[str], rule: SearchRule) -> list[tuple[str, dict[str, float]]]:
+    """(a record path, the train overrides) for every seed a point the search added (its plateau stop is the
+    rule's) lacks against the seeds of its cell, copied from that seed's own record: an extension stopped
+    half-way is finished before the cell is judged again, so no verdict rests on a part of a point's seeds."""
+    if PATIENCE not in df or df.empty:
+        return []
+    out = []
+    for _, part in df.groupby(cell, dropna=False, sort=True):
+        seeds = sorted(part["seed"].unique())
+        added = part[part[PATIENCE] == rule.patience]
+        for (lr, cap), point in added.groupby([LR, CAP], sort=True):
+            for seed in sorted(set(seeds) - set(point["seed"])):
+                template = part[part["seed"] == seed].sort_values(CAP, kind="stable")["path"].iloc[-1]
+                out.append((template, {LR: lr, CAP: cap, PATIENCE: rule.patience,
+                                       "train.plateau_delta": rule.plateau_delta}))
+    return out
+
+
 def extensions(df: pd.DataFrame, cell: list[str], rule: SearchRule) -> list[tuple[str, dict[str, float]]]:
-    """(a record path, the train overrides) per run the rule adds: each new point for every seed of the
-    cell, copied from that seed's record at the best lr."""
+    """(a record path, the train overrides) per run the rule adds: the missing seeds of points it added
+    before (`incomplete_points`), else each new point for every seed of the cell, copied from that seed's
+    record at the best lr."""
+    missing = incomplete_points(df, cell, rule)
+    if missing:
+        return missing
     table = flags(df, cell, rule)
     runs = longest_cap(df, cell)
     out = []

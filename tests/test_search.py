@@ -175,3 +175,16 @@ def test_a_comparison_with_one_value_of_the_arm_writes_that_it_has_nothing_to_co
     report = make_report([tmp_path / "runs"], tmp_path / "report", compare="model.mixer.eta")
     assert "nothing to compare" in (tmp_path / "report" / "compare.md").read_text()
     assert (tmp_path / "report" / "compare.md") in report.files
+
+
+def test_a_point_the_search_left_half_done_is_finished_before_the_cell_is_judged_again():
+    rule = search.SearchRule()
+    base = [{"model.name": "gated", "seed": s, search.LR: 1e-3, search.CAP: 500, search.PATIENCE: 0,
+             "path": f"base{s}"} for s in (0, 1, 2)]
+    added = [{"model.name": "gated", "seed": s, search.LR: 3e-4, search.CAP: 1500, search.PATIENCE: rule.patience,
+              "path": f"added{s}"} for s in (0, 1)]
+    df = pd.DataFrame(base + added)
+    assert search.incomplete_points(df, ["model.name"], rule) == [
+        ("base2", {search.LR: 3e-4, search.CAP: 1500, search.PATIENCE: rule.patience,
+                   "train.plateau_delta": rule.plateau_delta})]
+    assert search.incomplete_points(pd.DataFrame(base), ["model.name"], rule) == []
