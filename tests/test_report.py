@@ -360,3 +360,17 @@ def test_against_conditions_the_heat_map_is_condition_by_series_with_one_value_p
     cells = summary.set_index(["model.name", "condition"])["test_accuracy_mean"].to_dict()
     assert cells == pytest.approx({("gated", "baseline"): 0.5, ("gated", "seq_len=32"): 0.3,
                                    ("softmax", "baseline"): 0.9, ("softmax", "seq_len=32"): 0.7})
+
+
+def test_a_knob_added_later_takes_the_value_older_records_ran_with(tmp_path):
+    """An older record has no model.mixer.beta_max; a newer one of the same cell has 1.0: they pool into one cell."""
+    from cdyn_bench import NUMERICS_VERSION
+    from cdyn_bench.record import RunResult, config_hash, write_result
+
+    for seed, mixer in ((0, {"A": "householder"}), (1, {"A": "householder", "beta_max": 1.0})):
+        config = {"model": {"name": "deltanet", "mixer": mixer}, "task": {"name": "mqar"}, "seed": seed}
+        write_result(RunResult(config=config, config_hash=config_hash(config), status="completed", seed=seed, steps=20,
+                               metrics={"test_accuracy": 0.5, "val_accuracy": 0.5}, numerics_version=NUMERICS_VERSION,
+                               run_dir=f"cells/r{seed}"), tmp_path / "cells" / f"r{seed}")
+    df, _ = load([tmp_path])
+    assert df["model.mixer.beta_max"].tolist() == [1.0, 1.0] and swept_keys(df) == []
