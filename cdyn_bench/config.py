@@ -18,7 +18,7 @@ from cdyn_bench.choices import BLOCK_NORMS, DECAY_RULES, DEVICES, POS_EMBS, WAND
 from cdyn_bench.mixer.config import MixerConfig
 from cdyn_bench.registry import ConfigError, check_choice, did_you_mean, shown
 from cdyn_bench.search_rule import SearchRule
-from cdyn_bench.task_config import TaskConfig, task_config
+from cdyn_bench.task_config import task_config
 
 # Keys that change where, how fast or how a run is reported, never what it computes.
 OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "reuse", "wandb", "progress", "search", "train.num_threads",
@@ -181,7 +181,7 @@ class RunConfig:
         check_positions(seq_len, self)
         if self.device == "cuda":
             check_cuda()
-        return seq_len, vocab_size(self.task, sample)
+        return seq_len, self.task.vocabulary(sample)
 
     def lookup(self, dotted: str) -> Any:
         node: Any = self
@@ -200,10 +200,6 @@ class RunConfig:
                 node = node[part]
             node.pop(leaf)
         return config
-
-
-def vocab_size(task: TaskConfig, sample) -> int:
-    return int(task.params.get("vocab_size", sample.inputs.max() + 1))
 
 
 def check_positive(key: str, value: float) -> None:

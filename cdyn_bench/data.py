@@ -117,7 +117,7 @@ class TaskData:
         self.train = load_or_generate(cfg, "train", seed, cfg.num_train) if cfg.num_train else None
         self.fresh, self.shuffle = split_rng(seed, "train"), split_rng(seed, "order")
         self.order = np.empty(0, dtype=np.int64)
-        self.vocab_size = int(cfg.params.get("vocab_size", max_token(self.val, self.test) + 1))
+        self.vocab_size = cfg.vocabulary(self.val, self.test)
         self.seq_len = self.val.inputs.shape[1]
         self.leak = LeakCheck(self.test.inputs)
         if self.train is not None:
@@ -154,10 +154,6 @@ class TaskData:
             self.order = np.concatenate([self.order, self.shuffle.permutation(len(self.train.inputs))])
         idx, self.order = self.order[: self.batch_size], self.order[self.batch_size:]
         return idx
-
-
-def max_token(*examples: Examples) -> int:
-    return max(int(ex.inputs.max()) for ex in examples)
 
 
 def to_tensors(*arrays: np.ndarray, device: torch.device) -> list[Tensor]:

@@ -42,8 +42,10 @@ def print_summary(result: RunResult) -> None:
     """A short table: status, accuracies, steps, time, size and where the record is."""
     m = result.metrics
     table = Table(title="skipped: finished record found" if result.skipped else "run finished", show_header=False)
+    bits = [("test bits per char", f"{m['test_bits_per_char']:.4f}")] if "test_bits_per_char" in m else []
     rows = [
         ("status", result.status + (f" at step {result.diverged_at}" if result.diverged_at else "")),
+        *bits,
         ("test accuracy", f"{m.get('test_accuracy', float('nan')):.4f}"),
         ("test macro accuracy", f"{m.get('test_macro_accuracy', float('nan')):.4f}"),
         ("val accuracy", f"{m.get('val_accuracy', float('nan')):.4f}"),

@@ -23,6 +23,7 @@ from cdyn_bench.principles import card_record
 from cdyn_bench.record import RunResult
 from cdyn_bench.sweep import available_cores
 from cdyn_bench.tracking import mirror_to_wandb
+from cdyn_bench.tasks import CHARACTER_LEVEL
 from cdyn_bench.tasks.roles import NOISE, QUERY, has_noise, token_roles
 from cdyn_bench.train import evaluate, train
 
@@ -94,13 +95,19 @@ def copy_reusable(cfg: RunConfig, config: dict, root: Path, directory: Path, dig
 
 
 def test_metrics(test: dict[str, float], status: str) -> dict[str, float]:
-    """The test accuracies; a diverged run has none (null: tables count it 0) and keeps the last finite
-    model's as test_accuracy_before_divergence, so the raw record cannot be read as a success."""
+    """The test accuracies and loss; a diverged run has none (null: tables count its accuracy 0) and keeps the last
+    finite model's as test_accuracy_before_divergence, so the raw record cannot be read as a success."""
     if status == "diverged":
         return {"test_accuracy": math.nan, "test_macro_accuracy": math.nan, "test_last_accuracy": math.nan,
-                "test_accuracy_before_divergence": test["accuracy"]}
+                "test_loss": math.nan, "test_accuracy_before_divergence": test["accuracy"]}
     return {"test_accuracy": test["accuracy"], "test_macro_accuracy": test["macro_accuracy"],
-            "test_last_accuracy": test["last_accuracy"]}
+            "test_last_accuracy": test["last_accuracy"], "test_loss": test["loss"]}
+
+
+def bits_per_char(metrics: dict[str, float]) -> dict[str, float]:
+    """A character-level task's losses in bits per character (tasks.CHARACTER_LEVEL): loss / ln 2."""
+    return {k.replace("_loss", "_bits_per_char"): v / math.log(2) for k, v in metrics.items()
+            if k in ("test_loss", "val_loss")}
 
 
 def run(cfg: RunConfig, root: Path) -> RunResult:
@@ -151,6 +158,7 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
         metrics={**test_metrics(test, outcome.status),
                  **{k: test[k] for k in ("noise_mass", "noise_mass_last_layer") if k in test},
                  "val_accuracy": last.get("val_accuracy", float("nan")),
+                 "val_loss": last.get("val_loss", float("nan")),
                  "train_loss": last.get("train_loss", float("nan"))},
         history=outcome.history, steps=outcome.steps, diverged_at=outcome.diverged_at, stopped=outcome.stopped,
         grad_norm_max=outcome.grad_norm_max, divergence=outcome.divergence, principles=card_record(cfg),
@@ -162,6 +170,8 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
         numerics_version=NUMERICS_VERSION, versions=record.versions(),
         run_dir=directory.relative_to(root.parent).as_posix(), path=str(directory / record.RESULT),
     )
+    if cfg.task.name in CHARACTER_LEVEL:
+        result.metrics.update(bits_per_char(result.metrics))
     if cfg.train.save_weights:
         save_weights(model, directory / record.WEIGHTS["trained"])
     record.write_result(result, directory)

@@ -2,8 +2,10 @@
 
 A cell is a config up to seed, learning rate and step budget (`SEARCH_KEYS`), pooled over every
 folder its records come from. Each learning rate of a cell is judged on its records at the longest
-step cap tried for it; the best is the one with the highest mean validation accuracy over seeds (a
-diverged seed counts 0). A cell whose best mean validation accuracy is below `rule.target` is flagged
+step cap tried for it; the best is the one with the highest mean validation score over seeds: the
+validation accuracy (a diverged seed counts 0), or for a character-level task (tasks.CHARACTER_LEVEL)
+minus its bits per character (a diverged seed counts -inf), with lr_margin and rising in bits; such a
+cell never reaches the target, so it is always judged. A cell whose best mean validation accuracy is below `rule.target` is flagged
 
 - `lr_edge` when the best lr is the smallest or largest tried and beats its inner neighbour by more
   than `rule.lr_margin` (or is the only lr tried): a better lr may lie outside the grid;
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cdyn_bench.search_rule import SearchRule
+from cdyn_bench.tasks import CHARACTER_LEVEL
 
 if TYPE_CHECKING:  # pandas is imported by the functions that build frames: the config schema stays light
     import pandas as pd
@@ -64,22 +67,48 @@ def history_of(row: pd.Series) -> list[dict]:
     return json.loads(history) if isinstance(history, str) else list(history or [])
 
 
+def character_level(row: pd.Series | pd.DataFrame):
+    """Whether a record (or each of a frame's) is of a character-level task, judged on bits per character."""
+    task = row.get("task.name")
+    return task.isin(CHARACTER_LEVEL) if hasattr(task, "isin") else task in CHARACTER_LEVEL
+
+
+def history_score(entry: dict, row: pd.Series) -> float | None:
+    """One evaluation's validation score: accuracy, or minus bits per character (from val_loss, nats) for a
+    character-level task, so that higher is better for every task."""
+    if not character_level(row):
+        return entry.get("val_accuracy")
+    loss = entry.get("val_loss")
+    return None if loss is None else -loss / math.log(2)
+
+
+def run_scores(runs: pd.DataFrame) -> pd.Series:
+    """Each record's validation score, higher better: accuracy (a diverged run 0), or minus bits per character
+    for a character-level task (a diverged run -inf)."""
+    completed = runs["status"] == "completed"
+    accuracy = runs["val_accuracy"].where(completed, 0.0).fillna(0.0)
+    if "task.name" not in runs or not character_level(runs).any():
+        return accuracy
+    bits = -runs.get("val_bits_per_char", runs["val_accuracy"] * math.nan)
+    return accuracy.where(~character_level(runs), bits.where(completed, -math.inf).fillna(-math.inf))
+
+
 def still_learning(row: pd.Series, rule: SearchRule) -> bool:
     """A seed that ran to its cap without diverging or early-stopping, its validation accuracy still rising."""
     if row["status"] != "completed" or not row.get(CAP, math.nan) <= row["steps"]:
         return False
-    vals = [h.get("val_accuracy") for h in history_of(row)]
+    vals = [history_score(h, row) for h in history_of(row)]
     vals = [v for v in vals if v is not None and not math.isnan(v)]
     stopped_early = vals[-1] >= row.get("train.target_accuracy", math.inf) if vals else False
     return len(vals) >= 2 and not stopped_early and vals[-1] - vals[-2] > rule.rising
 
 
 def first_step(row: pd.Series, target: float) -> float:
-    """The first evaluation step whose validation accuracy reaches `target`, NaN when none does."""
+    """The first evaluation step whose validation score reaches `target`, NaN when none does."""
     if row["status"] != "completed":
         return math.nan
     for h in history_of(row):
-        if (h.get("val_accuracy") or 0.0) >= target:
+        if (history_score(h, row) or -math.inf) >= target:
             return float(h["step"])
     return math.nan
 
@@ -93,8 +122,9 @@ def longest_cap(df: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
 
 
 def lr_means(runs: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
-    """Per cell and lr: the mean validation accuracy over seeds (diverged = 0) and the cap it was judged at."""
-    val = runs["val_accuracy"].where(runs["status"] == "completed", 0.0).fillna(0.0)
+    """Per cell and lr: the mean validation score over seeds (`run_scores`: a diverged seed fails) and the cap it
+    was judged at."""
+    val = run_scores(runs)
     runs = runs.assign(**{CAP: runs.get(CAP, math.nan), LR: runs.get(LR, math.nan)})
     return (runs.assign(val_scored=val).groupby(cell + [LR], dropna=False)
             .agg(val=("val_scored", "mean"), cap=(CAP, "max")).reset_index())

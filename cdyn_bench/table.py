@@ -23,6 +23,8 @@ SELECTIVITY = ["noise_mass", "noise_mass_last_layer"]
 LATER_KNOBS = {"model.mixer.beta_max": 1.0}
 # The accuracy at each test sequence's last scored position (records since it was recorded; completed runs).
 LAST = ["test_last_accuracy"]
+# Losses in bits per character (character-level tasks: text), the headline there; lower is better.
+BITS = ["test_bits_per_char", "val_bits_per_char"]
 RUN_COLUMNS = ["status", "seed", "steps", "diverged_at", "grad_norm_max", "wall_seconds", "train_seconds", "tokens_per_s",
                "n_params", "state_size", "config_hash", "run_dir", "numerics_version", "num_threads", "stopped", "path"]
 NAME_KEYS = ["task.name", "model.name"]
@@ -70,7 +72,7 @@ def flatten(result: RunResult) -> dict:
     at = result.divergence or {}
     if at.get("grad_norm") is not None and not math.isnan(at["grad_norm"]):
         run["grad_norm_max"] = max(result.grad_norm_max, at["grad_norm"])
-    metrics = {m: result.metrics.get(m, math.nan) for m in METRICS + SELECTIVITY + LAST}
+    metrics = {m: result.metrics.get(m, math.nan) for m in METRICS + SELECTIVITY + LAST + BITS}
     return {**config, **run, **metrics, **run_extremes(result), "history": result.history}
 
 
@@ -99,7 +101,7 @@ def pooled(df: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in RUN_COLUMNS + METRICS + SELECTIVITY + LAST + list(EXTREMES) + ["history"]]
+    return [c for c in df.columns if c not in RUN_COLUMNS + METRICS + SELECTIVITY + LAST + BITS + list(EXTREMES) + ["history"]]
 
 
 def implied(df: pd.DataFrame, column: str, swept: list[str]) -> bool:
@@ -121,16 +123,17 @@ def cell_keys(df: pd.DataFrame) -> list[str]:
     return NAME_KEYS + [k for k in swept_keys(df) if k not in NAME_KEYS + OVER]
 
 
-def select_best(df: pd.DataFrame, cell: list[str], over: list[str], by: str = "val_accuracy") -> pd.DataFrame:
-    """The runs of the `over` setting with the best mean `by` over seeds, per cell.
+def select_best(df: pd.DataFrame, cell: list[str], over: list[str]) -> pd.DataFrame:
+    """The runs of the `over` setting with the best mean validation score over seeds, per cell: accuracy, or
+    bits per character for a character-level task (search.run_scores).
 
-    A diverged run scores 0 here, so a setting that diverges for some seeds ranks below a stable
-    one of equal accuracy; ties go to the first setting in sorted order.
+    A diverged run fails here (accuracy 0, bits +inf), so a setting that diverges for some seeds ranks below
+    a stable one of equal score; ties go to the first setting in sorted order.
     """
     if not over:
         return df
-    means = scored(df).groupby(cell + over, dropna=False)[by].mean().reset_index()
-    best = means.sort_values(by, ascending=False, kind="stable").drop_duplicates(cell)
+    means = df.assign(score=search.run_scores(df)).groupby(cell + over, dropna=False)["score"].mean().reset_index()
+    best = means.sort_values("score", ascending=False, kind="stable").drop_duplicates(cell)
     return df.merge(best[cell + over], on=cell + over, how="inner")
 
 
@@ -160,6 +163,8 @@ def aggregate(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         noise_mass_last_layer_mean=("noise_mass_last_layer", "mean"),
         train_seconds_mean=("train_seconds", "mean"), wall_seconds_mean=("wall_seconds", "mean"),
         tokens_per_s_mean=("tokens_per_s", "mean"), test_last_accuracy_mean=("test_last_accuracy", "mean"),
+        test_bits_per_char_mean=("test_bits_per_char", "mean"), test_bits_per_char_std=("test_bits_per_char", "std"),
+        val_bits_per_char_mean=("val_bits_per_char", "mean"),
     )
     out = scored(df).groupby(keys, dropna=False, sort=True, observed=True).agg(**{k: v for k, v in columns.items() if k not in keys})
     return out.reset_index()
@@ -169,7 +174,9 @@ def table(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """The report table: the keys, then TABLE_COLUMNS, in that order, and the last-position accuracy where a
     record has it."""
     last = ["test_last_accuracy_mean"] if summary["test_last_accuracy_mean"].notna().any() else []
-    return summary[keys + TABLE_COLUMNS + last].reset_index(drop=True)
+    bits = [f"{m}_{s}" for m in BITS for s in ("mean", "std")[:1 + (m == BITS[0])]]
+    bits = bits if summary["test_bits_per_char_mean"].notna().any() else []
+    return summary[keys + TABLE_COLUMNS + last + bits].reset_index(drop=True)
 
 
 def build(df: pd.DataFrame, rule: search.SearchRule | None = None) -> tuple[pd.DataFrame, list[str], list[str]]:
@@ -285,6 +292,10 @@ def markdown(tab: pd.DataFrame, keys: list[str]) -> str:
     """The table for reading: keys, test accuracy over all seeds (diverged = 0) ± std, over completed seeds,
     diverged seeds of all."""
     shown = pd.DataFrame({k: tab[k].map(str) for k in keys})
+    if "test_bits_per_char_mean" in tab:  # a character-level task: its headline first
+        stats = tab[["test_bits_per_char_mean", "test_bits_per_char_std"]].itertuples(index=False)
+        shown["test bits/char"] = [accuracy_text(*row) for row in stats]
+        shown["val bits/char"] = tab["val_bits_per_char_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     stats = tab[["test_accuracy_mean", "test_accuracy_std"]].itertuples(index=False)
     shown["test accuracy"] = [accuracy_text(*row) for row in stats]
     shown["seed range"] = tab["test_accuracy_range"].map("{:.4f}".format)

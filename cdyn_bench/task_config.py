@@ -19,7 +19,7 @@ import numpy as np
 
 from cdyn_bench.choices import LOSS_ON, TASK_READOUTS
 from cdyn_bench.registry import ConfigError, check_choice, did_you_mean, lookup
-from cdyn_bench.tasks import IGNORE, TASKS, Examples
+from cdyn_bench.tasks import IGNORE, TASKS, VOCAB_SIZES, Examples
 
 # Generator parameters the data layer sets per split, never a config key (see cdyn_bench.data).
 SPLIT_PARAMS = ("test_split", "split")
@@ -56,6 +56,15 @@ class TaskConfig:
             return TASKS[self.name](num_examples, rng, **self.params, **split)
         except ValueError as err:
             raise ConfigError(f"task.{err}") from None
+
+    def vocabulary(self, *examples: Examples) -> int:
+        """The model's vocabulary: the task's vocab_size parameter, the size its generator declares
+        (tasks.VOCAB_SIZES: text), or one more than the largest token of the examples."""
+        if "vocab_size" in self.params:
+            return int(self.params["vocab_size"])
+        if self.name in VOCAB_SIZES:
+            return int(VOCAB_SIZES[self.name](**self.params))
+        return max(int(ex.inputs.max()) for ex in examples) + 1
 
     def check(self) -> Examples:
         """Check the values (generating a few examples); returns them, for the checks that need T."""

@@ -84,22 +84,25 @@ def loss_on(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> to
 
 @torch.no_grad()
 def evaluate(model: nn.Module, examples: Examples, batch_size: int, device: torch.device) -> dict[str, float]:
-    """Micro and macro accuracy over the scored positions of a split, and last_accuracy: the accuracy at each
-    sequence's last scored position (a state-tracking task's final state, MQAR's last query)."""
+    """Micro and macro accuracy over the scored positions of a split; last_accuracy, the accuracy at each
+    sequence's last scored position (a state-tracking task's final state, MQAR's last query); loss, the mean
+    cross-entropy (nats) per scored position."""
     model.eval()
-    preds, targets, lasts = [], [], []
+    preds, targets, lasts, loss = [], [], [], 0.0
     for start in range(0, len(examples.inputs), batch_size):
         inputs, target = to_tensors(
             examples.inputs[start:start + batch_size], examples.targets[start:start + batch_size], device=device
         )
         select = target != -100
-        preds.append(model(inputs, select).argmax(-1))
+        logits = model(inputs, select)
+        loss += F.cross_entropy(logits.double(), target[select], reduction="sum").item()
+        preds.append(logits.argmax(-1))
         targets.append(target[select])
         lasts.append((select & (select.flip(-1).cumsum(-1).flip(-1) == 1))[select])
     model.train()
     preds, targets, lasts = torch.cat(preds), torch.cat(targets), torch.cat(lasts)
     last = (preds[lasts] == targets[lasts]).float().mean().item() if lasts.any() else float("nan")
-    return {**accuracy(preds, targets), "last_accuracy": last}
+    return {**accuracy(preds, targets), "last_accuracy": last, "loss": loss / max(1, targets.numel())}
 
 
 # JSON has no infinity: a diagnostic that overflowed is recorded as +-INFINITY (nan stays nan -> null).
@@ -185,7 +188,7 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
             val = evaluate(model, data.val, cfg.eval_batch_size, device)
             outcome.history.append({
                 "step": step, "train_loss": float(np.mean(losses)), "val_accuracy": val["accuracy"],
-                "val_macro_accuracy": val["macro_accuracy"], "seconds": elapsed,
+                "val_macro_accuracy": val["macro_accuracy"], "val_loss": val["loss"], "seconds": elapsed,
                 "grad_norm_max": window_grad_max, **as_json_numbers(extremes(model, probe)),
             })
             losses, window_grad_max = [], 0.0

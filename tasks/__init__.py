@@ -1,4 +1,4 @@
-"""Synthetic recall tasks as pure NumPy generators: (num_examples, rng, **params) -> Examples.
+"""Synthetic recall, state-tracking and text tasks as pure NumPy generators: (num_examples, rng, **params) -> Examples.
 
 Every generator is `name(num_examples, rng, *, <params>) -> Examples` with keyword parameters
 named as the `task.*` config keys and annotated int/float/bool. Token ids lie in
@@ -18,6 +18,8 @@ from .recall import (
     noisy_in_context_recall,
 )
 from .state import group_word, modular_sum, parity
+from .corpus import text
+from .corpus import vocab_size as text_vocab_size
 
 TASKS = {
     "mqar": mqar,
@@ -30,10 +32,15 @@ TASKS = {
     "parity": parity,
     "modular_sum": modular_sum,
     "group_word": group_word,
+    "text": text,
 }
+# Tasks whose vocabulary is not a `vocab_size` parameter: its size from the task's parameters.
+VOCAB_SIZES = {"text": text_vocab_size}
+# Character-level language modelling: its records also give the losses in bits per character.
+CHARACTER_LEVEL = frozenset({"text"})
 
 __all__ = [
     "IGNORE", "TASKS", "Examples", "distinct_integers", "first_occurrence", "require", "mqar", "in_context_recall", "noisy_in_context_recall",
     "fuzzy_in_context_recall", "selective_copying", "compression", "memorization", "parity", "modular_sum",
-    "group_word",
+    "group_word", "text", "VOCAB_SIZES", "CHARACTER_LEVEL",
 ]

@@ -12,8 +12,9 @@ from helpers import compose
 from cdyn_bench import NUMERICS_VERSION
 from cdyn_bench.data import TaskData
 from cdyn_bench.run import run
-from cdyn_bench.tasks import TASKS
+from cdyn_bench.tasks import CHARACTER_LEVEL, TASKS
 
+ROOT = Path(__file__).resolve().parents[1]
 QUICK = ("model=softmax", "model.d_model=16", "model.n_layers=1", "train.batch_size=16", "train.max_steps=30",
          "train.eval_every=15", "train.warmup_steps=1", "train.num_threads=1", "task.num_val=32",
          "task.num_test=32", "progress=false", "wandb=disabled")
@@ -29,6 +30,7 @@ SMALL = {
     "parity": ("task.seq_len=8", "task.test_seq_len=32"),
     "modular_sum": ("task.seq_len=8", "task.test_seq_len=32", "task.modulus=5"),
     "group_word": ("task.seq_len=8", "task.test_seq_len=32", "task.group=A5"),
+    "text": ("task.seq_len=16",),
 }
 
 
@@ -56,7 +58,9 @@ def test_every_task_trains_a_few_steps(tmp_path, task):
     record = check_record(run(cfg, tmp_path), task, steps=30, evals=2)
     first, last = (h["train_loss"] for h in record["history"])
     assert last < first, record["history"]
-    assert record["leaked_test_sequences"] == 0
+    # Text repeats itself (indentation, common lines): a test window may equal a training window from another
+    # part of the corpus although the blocks are disjoint (tests/test_text.py), so the count is only recorded.
+    assert record["leaked_test_sequences"] == 0 or task in CHARACTER_LEVEL
 
 
 def test_leaked_test_sequences_are_recorded(tmp_path):
@@ -74,7 +78,8 @@ def test_leaked_test_sequences_are_recorded(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_every_task_runs_at_cpu_scale(tmp_path, task):
-    setting = () if task == "mqar" else (f"+mad_setting/cpu={task}-baseline",)
+    mad = (ROOT / "conf" / "mad_setting" / "cpu" / f"{task}-baseline.yaml").exists()
+    setting = (f"+mad_setting/cpu={task}-baseline",) if mad else ()
     cfg = compose(f"task={task}", *setting, "model=softmax", "train.max_steps=20", "train.eval_every=10",
                   "train.num_threads=1", "progress=false", "wandb=disabled")
     check_record(run(cfg, tmp_path), task, steps=20, evals=2)

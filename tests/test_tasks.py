@@ -31,9 +31,12 @@ SMALL = {
     "parity": dict(seq_len=24, test_seq_len=48),
     "modular_sum": dict(modulus=5, seq_len=24, test_seq_len=48),
     "group_word": dict(group="A5", seq_len=24, test_seq_len=48),
+    "text": dict(seq_len=24),
 }
 # The state-tracking tasks have no vocab_size: their tokens are the group's elements.
 GROUP_ORDER = {"parity": 2, "modular_sum": 5, "group_word": 60}
+# Nor has the text task: its tokens are bytes.
+VOCAB = {**GROUP_ORDER, "text": 256}
 
 
 def make(name, n=200, seed=0, **params):
@@ -127,7 +130,7 @@ def test_signature_is_plain_keywords(name):
 
 @pytest.mark.parametrize("name", TASKS)
 def test_shapes_dtypes_and_token_range(name):
-    ex, vocab = make(name), SMALL[name].get("vocab_size", GROUP_ORDER.get(name))
+    ex, vocab = make(name), SMALL[name].get("vocab_size", VOCAB.get(name))
     seq_len = SMALL[name]["seq_len"]
     T = seq_len - 1 if name in ("icr", "noisy_icr") else seq_len
     for a in (ex.inputs, ex.targets, ex.train_targets):
