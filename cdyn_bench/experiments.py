@@ -48,6 +48,10 @@ def unstable_boundaries(phi: str, sweep: str, suffix: str) -> list[Report]:
                    [*where, *baseline, "--x", "task.seq_len"])]
 
 
+# The transfer experiment's arms on the softmax backbone, and its frontier presets (conf/text_arm).
+SOFTMAX_BACKBONE = ["--where", "model.name=custom"]
+TEXT_PRESETS = ["softmax", "linear", "norm_attn", "retnet", "mamba2", "gla", "deltanet", "gated_deltanet", "gated"]
+
 FINDINGS = {
     "normalization": Finding(
         sweeps=["normalization", "normalization_boundaries", "normalization_long"],
@@ -175,6 +179,28 @@ FINDINGS = {
                  Report(["state_tracking"], "state_tracking/principles", ["--principles"])],
         quick={"state_tracking": ["+transition=householder_neg,scalar_gate", "task=parity"]},
         folder="principles",
+    ),
+    # Issue 29: the findings' arms and the presets on character-level text, bits per character (the transfer
+    # table: cdyn_bench.measures.transfer).
+    "transfer_text": Finding(
+        sweeps=["transfer_text"],
+        reports=[
+            Report(["transfer_text"], "transfer_text/normalization",
+                   [*SOFTMAX_BACKBONE, "--where", "model.mixer.A=identity", "--where", "model.mixer.head_dim=64",
+                    "--where", "model.mixer.scale_b=True", "--x", "model.mixer.eta", "--series", "model.mixer.phi",
+                    "--compare", "model.mixer.eta"]),
+            Report(["transfer_text"], "transfer_text/key_scaling",
+                   [*SOFTMAX_BACKBONE, "--where", "model.mixer.A=identity", "--where", "model.mixer.phi=exp",
+                    "--where", "model.mixer.eta=sum", "--x", "model.mixer.head_dim", "--compare", "model.mixer.scale_b"]),
+            Report(["transfer_text"], "transfer_text/unstable_evolution",
+                   [*SOFTMAX_BACKBONE, "--where", "model.mixer.A=fixed", "--x", "model.mixer.gamma", "--series",
+                    "model.mixer.eta", "--compare", "model.mixer.gamma"]),
+            Report(["transfer_text"], "transfer_text/frontier",
+                   ["--where", "model.name=" + ",".join(TEXT_PRESETS), "--x", "state_size", "--series", "model.name"]),
+        ],
+        quick={"transfer_text": ["+text_arm=eta_exp_sum,eta_exp_one,keys_16,gamma_105_sum,preset_gla"]},
+        folder="transfer",
+        measures=["transfer"],
     ),
     "coefficient_maps": Finding(
         sweeps=[], reports=[Report([], ".", ["--maps"])], quick={}, folder="maps",

@@ -44,7 +44,10 @@ def sh(command: list[str]) -> None:
     """Run a console script of this environment (beside the running Python, else on PATH) from the repo root."""
     print("$ " + shlex.join(command), flush=True)
     script = Path(sys.executable).parent / command[0]
-    subprocess.run([str(script) if script.exists() else command[0], *command[1:]], check=True)
+    done = subprocess.run([str(script) if script.exists() else command[0], *command[1:]])
+    if done.returncode != 0:  # the command printed its own error line above; the records it finished stay
+        raise SystemExit(f"reproduce: error: {command[0]} exited with status {done.returncode}; finished records are "
+                         "kept, the same command resumes")
 
 
 def run_sweep(sweep: str, root: Path, overrides: list[str], reuse: list[str]) -> None:

@@ -249,11 +249,13 @@ def varying(df: pd.DataFrame, keys: list[str]) -> list[str]:
 
 
 def write_comparison(df: pd.DataFrame, cell: list[str], over: list[str], arm: str, out: Path) -> list[Path]:
-    """compare.csv and compare.md: stats.compare of the test accuracy at each cell's chosen setting."""
+    """compare.csv and compare.md: stats.compare of the test accuracy (bits per character for a character-level
+    task) at each cell's chosen setting."""
     from cdyn_bench.stats import compare
 
     keys = [k for k in varying(df, cell) if k != arm]
-    pairs = compare(scored(select_best(df, cell, over)), arm, keys)
+    metric = "test_bits_per_char" if search.character_level(df).all() else "test_accuracy"
+    pairs = compare(scored(select_best(df, cell, over)), arm, keys, metric)
     pairs.to_csv(out / "compare.csv", index=False)
     if pairs.empty:  # every cell has one value of the arm (a cut of the grid): nothing to compare
         (out / "compare.md").write_text(f"No cell of these records has two values of {arm}: nothing to compare.\n")

@@ -14,7 +14,7 @@ import torch
 
 from cdyn_bench import NUMERICS_VERSION, record
 from cdyn_bench.compose import compose
-from cdyn_bench.config import ModelConfig, RunConfig, TrainConfig
+from cdyn_bench.config import ModelConfig, TrainConfig
 from cdyn_bench.registry import ConfigError
 from helpers import TINY, cdyn_run
 

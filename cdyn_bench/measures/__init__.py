@@ -33,6 +33,7 @@ MEASURES: dict[str, Measure] = {
     "inference_cost": Measure(lambda folder, quick: _module("inference_cost").write(folder, quick), with_reports=False),
     "coefficient_maps": Measure(lambda folder, quick: _module("coefficient_maps").write(folder, quick),
                                 with_reports=False),
+    "transfer": Measure(lambda folder, quick: _module("transfer").write(folder), with_reports=True),
 }
 
 SUMMARIES: dict[str, Callable[[Path], Path]] = {
