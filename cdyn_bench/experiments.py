@@ -200,7 +200,7 @@ FINDINGS = {
         ],
         quick={"transfer_text": ["+text_arm=eta_exp_sum,eta_exp_one,keys_16,gamma_105_sum,preset_gla"]},
         folder="transfer",
-        measures=["transfer"],
+        measures=["transfer", "text_sample_weights", "text_sample"],
     ),
     "coefficient_maps": Finding(
         sweeps=[], reports=[Report([], ".", ["--maps"])], quick={}, folder="maps",

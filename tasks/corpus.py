@@ -57,14 +57,20 @@ def load_text(corpus: str) -> bytes:
 
 
 @functools.cache
+def alphabet(corpus: str) -> str:
+    """The corpus's distinct characters in code-point order: token i of vocab=chars is alphabet(corpus)[i]."""
+    return "".join(sorted(set(load_text(corpus).decode("utf-8"))))
+
+
+@functools.cache
 def encoded(corpus: str, vocab: str) -> tuple[np.ndarray, int]:
-    """(the corpus as token ids, the vocabulary size): bytes, or indices into the sorted distinct characters."""
+    """(the corpus as token ids, the vocabulary size): bytes, or indices into the corpus's alphabet."""
     text = load_text(corpus)
     if vocab == "bytes":
         return np.frombuffer(text, dtype=np.uint8), 256
     codes = np.array([ord(c) for c in text.decode("utf-8")], dtype=np.int32)
-    alphabet = np.unique(codes)
-    return np.searchsorted(alphabet, codes).astype(np.int32), len(alphabet)
+    chars = np.array([ord(c) for c in alphabet(corpus)], dtype=np.int32)
+    return np.searchsorted(chars, codes).astype(np.int32), len(chars)
 
 
 def vocab_size(*, corpus: str = "python_stdlib", vocab: str = "bytes", **_) -> int:

@@ -97,6 +97,7 @@ def test_a_damaged_corpus_is_refused_naming_the_file(tmp_path, monkeypatch):
     finally:
         text_task.load_text.cache_clear()
         text_task.encoded.cache_clear()
+        text_task.alphabet.cache_clear()
 
 
 def test_a_run_records_bits_per_char_and_repeats_bit_for_bit(tmp_path):
@@ -147,3 +148,37 @@ def test_the_cli_trains_on_text_offline_and_names_a_bad_corpus(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
     assert "task.corpus='wiki': must be one of python_stdlib" in bad.stderr
+
+
+def test_generation_streams_what_the_full_forward_predicts_and_repeats_with_its_seed(tmp_path):
+    import torch
+
+    from cdyn_bench.generate import generate, load, sample
+    from cdyn_bench.run import run
+
+    done = run(compose(*SMALL, "model=gla", "train.save_weights=true"), tmp_path / "runs")
+    folder = tmp_path / done.run_dir
+    model, task = load(folder)
+    prompt = list(b"def f(x):\n")
+    greedy = sample(model, prompt, 12, 0.0, torch.Generator().manual_seed(0))
+    tokens = list(prompt)
+    with torch.no_grad():
+        for _ in range(12):  # the naive loop: the whole sequence through forward() at every step
+            tokens.append(int(model(torch.tensor([tokens]))[0, -1].argmax()))
+    assert greedy == tokens[len(prompt):]
+    a, b = (generate(folder, "class ", 40, 0.8, seed) for seed in (0, 0))
+    assert a == b and a.startswith("class ") and generate(folder, "class ", 40, 0.8, 1) != a
+
+
+def test_generate_refuses_a_run_without_weights_or_of_another_task(tmp_path):
+    from helpers import TINY
+
+    from cdyn_bench.run import run
+
+    env = cli_env(tmp_path)
+    plain = run(compose(*SMALL), tmp_path / "a" / "runs")
+    mqar = run(compose(*TINY, "train.save_weights=true"), tmp_path / "b" / "runs")
+    for folder, says in ((tmp_path / "a" / plain.run_dir, "no trained weights"),
+                         (tmp_path / "b" / mqar.run_dir, "only text runs"), (tmp_path / "nowhere", "no such record")):
+        done = subprocess.run([str(BIN / "cdyn-generate"), str(folder)], env=env, capture_output=True, text=True)
+        assert done.returncode != 0 and says in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr

@@ -34,6 +34,8 @@ MEASURES: dict[str, Measure] = {
     "coefficient_maps": Measure(lambda folder, quick: _module("coefficient_maps").write(folder, quick),
                                 with_reports=False),
     "transfer": Measure(lambda folder, quick: _module("transfer").write(folder), with_reports=True),
+    "text_sample_weights": Measure(lambda folder, quick: _module("text_sample").train(folder, quick), with_reports=False),
+    "text_sample": Measure(lambda folder, quick: _module("text_sample").write(folder, quick), with_reports=True),
 }
 
 SUMMARIES: dict[str, Callable[[Path], Path]] = {
