@@ -275,8 +275,11 @@ def check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
     names = {f.name: f for f in dataclasses.fields(schema)}
     for key in node:
         if key not in names:
-            raise ConfigError(f"{prefix}{key}: unknown key.{did_you_mean(key, names)} "
-                              f"Allowed under {prefix.rstrip('.') or 'the top level'}: {', '.join(names)}")
+            where = prefix.rstrip(".") or "the top level"
+            # With a suggestion, the suggestion; without one, every key allowed there.
+            hint = did_you_mean(key, names) or f" Allowed under {where}: {', '.join(names)}"
+            raise ConfigError(f"{prefix}{key}: unknown key.{hint}" + (f" (cdyn-run --help lists the keys under {where})"
+                                                                      if did_you_mean(key, names) else ""))
         kind = names[key].type
         child = node[key]
         schema_of = {"ModelConfig": ModelConfig, "TrainConfig": TrainConfig, "MixerConfig": MixerConfig,

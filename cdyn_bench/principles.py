@@ -162,7 +162,10 @@ def transition_prediction(cfg: MixerConfig) -> Prediction:
     positive reals only scale the state, so a running parity cannot be kept at any length (Grazzi et al., ICLR
     2025); a Householder with beta up to 2 reaches eigenvalue -1, a reflection, which can flip it; an element of
     order above 2 (Z_m for m > 2; the 3-cycles of A5 and S5) needs a rotation (A = rotation: complex
-    eigenvalues, commuting, so abelian groups only) or a product of reflections per token (not built)."""
+    eigenvalues, commuting, so abelian groups only) or a product of reflections per token
+    (model.mixer.householders = h > 1: non-commuting, and every permutation of m points is a product of at most
+    m - 1 transpositions, each a reflection I - 2 k k^T, so h >= m - 1 with beta up to 2 carries S_m; DeltaProduct,
+    Siems et al. 2025)."""
     kind = evolution(cfg.A)
     if not (cfg.phi == "identity" and cfg.eta in STATE_NORMALISERS):
         return Prediction("transitions", "no_state", f"phi = {cfg.phi}, eta = {cfg.eta}: no finite state whose "
@@ -172,6 +175,17 @@ def transition_prediction(cfg: MixerConfig) -> Prediction:
                           "the state can be turned: Z_m (theta = 2 pi / m) and parity (theta = pi) are representable; "
                           "a non-abelian group (S3, A5, S5) needs non-commuting transitions, which rotations of fixed "
                           "pairs are not")
+    h = cfg.householders
+    if kind.householder and h > 1 and cfg.beta_max >= 2:
+        return Prediction("transitions", "reflection_products", f"a product of {h} Householders per token with beta "
+                          f"up to {cfg.beta_max:g}: reflections and their products, rotations (complex eigenvalues), "
+                          "non-commuting; a permutation of m points is at most m - 1 reflections, so parity, Z_m and "
+                          f"S_m for m <= {h + 1} are representable (S5 needs h >= 4)")
+    if kind.householder and h > 1:
+        return Prediction("transitions", "complex", f"a product of {h} Householders per token with beta up to "
+                          f"{cfg.beta_max:g}: complex eigenvalues are possible (the product is not symmetric), but "
+                          f"every factor but a reflection (beta = 2) shrinks its direction, so an exact flip or rotation "
+                          "needs beta = 2")
     if kind.householder and cfg.beta_max > 1:
         return Prediction("transitions", "signed_real", f"I - beta k k^T with beta up to {cfg.beta_max:g}: eigenvalues "
                           f"down to {1 - cfg.beta_max:g}, a reflection can flip the state (parity); an element of order "

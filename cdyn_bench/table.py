@@ -20,7 +20,7 @@ METRICS = ["test_accuracy", "test_macro_accuracy", "val_accuracy", "train_loss"]
 SELECTIVITY = ["noise_mass", "noise_mass_last_layer"]
 # Knobs added after records were committed, with the value every older record ran with (each is inactive at
 # it, so it is not in their hashes): filled in, so that a new record pools with the old ones of its cell.
-LATER_KNOBS = {"model.mixer.beta_max": 1.0}
+LATER_KNOBS = {"model.mixer.beta_max": 1.0, "model.mixer.householders": 1}
 # The accuracy at each test sequence's last scored position (records since it was recorded; completed runs).
 LAST = ["test_last_accuracy"]
 # Losses in bits per character (character-level tasks: text), the headline there; lower is better.

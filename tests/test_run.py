@@ -42,7 +42,8 @@ def test_console_script_writes_the_record_of_the_config_compose_builds(tmp_path)
     assert [h["step"] for h in record["history"]] == [10, 20]
     assert record["metrics"]["val_accuracy"] == record["history"][-1]["val_accuracy"]
     assert set(record["metrics"]) == {"test_accuracy", "test_macro_accuracy", "test_last_accuracy", "val_accuracy",
-                                      "train_loss"}
+                                      "train_loss", "test_loss", "val_loss"}
+    assert record["metrics"]["val_loss"] == record["history"][-1]["val_loss"] > 0
     assert (record["numerics_version"], record["num_threads"], record["forms"]) == (NUMERICS_VERSION, 1, ["chunked"])
     assert record["n_params"] > 0 and set(record["versions"]) >= {"python", "torch", "cdyn_bench", "git_commit", "cpu"}
     assert "test accuracy" in proc.stdout and path.parent.name in proc.stdout

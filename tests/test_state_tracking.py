@@ -213,3 +213,86 @@ def test_every_form_and_the_stream_compute_a_rotating_a(knobs):
     check_streaming(cfg.model, scale=3.0)
     with pytest.raises(ConfigError, match="needs an even head_dim"):
         compose("model.mixer.A=rotation", "model.mixer.head_dim=3")
+
+
+def householder_products(beta: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """(..., n, n) A'_t = H_h ... H_1 written out, H_m = I - beta_m k_m k_m^T, from beta (..., h), k (..., h, n)."""
+    n = direction.shape[-1]
+    out = torch.eye(n, dtype=direction.dtype).expand(*beta.shape[:-1], n, n)
+    for m in range(beta.shape[-1]):
+        k = direction[..., m, :]
+        out = (torch.eye(n, dtype=k.dtype) - beta[..., m, None, None] * k[..., :, None] * k[..., None, :]) @ out
+    return out
+
+
+@pytest.mark.parametrize("A", ["householder", "gated_householder"])
+def test_a_product_of_householders_is_the_recurrence_with_its_matrices_written_out(A):
+    """S_t = a_t H_{t,h} ... H_{t,1} S_(t-1) + b_t v_t^T, y_t = S_t^T q_t, stepped with explicit n x n matrices in
+    float64, equals the quadratic and the recurrent form."""
+    from test_forms import perturb
+
+    from cdyn_bench.mixer import FORMS, CoeffMixer
+
+    cfg = compose("model.d_model=8", "model.mixer.n_heads=2", "model.mixer.head_dim=4", f"model.mixer.A={A}",
+                  "model.mixer.householders=3", "model.mixer.beta_max=2", "model.mixer.b=beta_key").model.mixer
+    torch.manual_seed(0)
+    mixer = CoeffMixer(8, cfg)
+    perturb(mixer, scale=2.0)
+    mixer = mixer.double()
+    u = torch.randn(2, 9, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        q, b, v, evolution, eta = mixer.components(u)
+        assert evolution.beta.shape == (2, 9, 2, 3) and evolution.direction.shape == (2, 9, 2, 3, 4)
+        matrices = householder_products(evolution.beta, evolution.direction)  # (B, T, H, n, n)
+        a = torch.exp(evolution.log_a) if evolution.log_a is not None else torch.ones(2, 9, 2, dtype=u.dtype)
+        S = q.new_zeros(2, 2, 4, v.shape[-1])
+        ys = []
+        for t in range(9):
+            S = a[:, t, :, None, None] * matrices[:, t] @ S + b[:, t, :, :, None] * v[:, t, :, None, :]
+            ys.append(torch.einsum("bhn,bhnd->bhd", q[:, t], S))
+        expected = torch.stack(ys, 1)
+        for form in ("quadratic", "recurrent"):
+            assert_close(form, expected, FORMS[form](q, b, v, evolution, "identity", "one", eta), 1e-10)
+
+
+@pytest.mark.parametrize("knobs", [("A=householder", "b=beta_key", "beta_max=2"), ("A=gated_householder", "b=key"),
+                                   ("A=householder", "b=beta_key", "phi=exp", "eta=sum")], ids="-".join)
+def test_every_form_and_the_stream_compute_a_product_of_householders(knobs):
+    cfg = compose("model.d_model=8", "model.mixer.n_heads=2", "model.mixer.head_dim=4", "model.mixer.householders=2",
+                  "model.mixer.normalize_k=true", *(f"model.mixer.{k}" for k in knobs))
+    forms = state_forms(cfg.model.mixer) if cfg.model.mixer.phi == "identity" else ["quadratic"]
+    for T in LENGTHS:
+        check_forms(cfg.model.mixer, 8, T, forms)
+    if cfg.model.mixer.phi == "identity":
+        check_streaming(cfg.model)
+
+
+def test_a_product_of_householders_is_refused_where_it_cannot_run_and_hashes_as_before_at_one():
+    assert compose("model=deltanet", "model.mixer.householders=2").model.mixer.resolved_form() == "recurrent"
+    assert "householders" in compose("model=deltanet").model.mixer.inactive()
+    assert "householders" not in compose("model=deltanet", "model.mixer.householders=2").model.mixer.inactive()
+    for overrides, says in [(("model=deltanet", "model.mixer.householders=2", "model.mixer.form=chunked"),
+                             "model.mixer.form=chunked takes one Householder factor per token"),
+                            (("model=gated", "model.mixer.householders=2"), "model.mixer.householders=2 multiplies"),
+                            (("model=deltanet", "model.mixer.householders=0"), "need 1 <= householders <= 16")]:
+        with pytest.raises(ConfigError, match=says) as err:
+            compose(*overrides)
+        assert "\n" not in str(err.value)
+
+
+def test_two_reflections_rotate_and_the_card_says_a_product_carries_permutations():
+    from cdyn_bench.mixer.introspect import eigenvalues
+    from cdyn_bench.mixer.components import Evolution
+    from cdyn_bench.principles import card_record
+
+    angle = 0.7  # two reflections (beta = 2) whose normals are `angle` apart: a rotation by 2 * angle in their plane
+    k = torch.tensor([[1.0, 0.0, 0.0], [np.cos(angle), np.sin(angle), 0.0]], dtype=torch.float64)
+    evolution = Evolution(beta=torch.full((1, 1, 1, 2), 2.0, dtype=torch.float64), direction=k.view(1, 1, 1, 2, 3))
+    lam = eigenvalues(evolution, torch.Size([1, 1, 1, 3]), k)
+    assert torch.allclose(lam.abs(), torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(torch.sort(lam.angle().abs().flatten()).values,
+                          torch.tensor([0.0, 2 * angle, 2 * angle], dtype=torch.float64))
+    card = card_record(compose("task=group_word", "model=deltanet", "model.mixer.householders=4",
+                               "model.mixer.beta_max=2"))
+    assert card["transitions"] == "reflection_products"
+    assert card_record(compose("task=parity", "model=deltanet", "model.mixer.householders=2"))["transitions"] == "complex"

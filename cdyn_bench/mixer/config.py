@@ -27,6 +27,10 @@ class MixerConfig:
     beta_max: beta_t = beta_max * sigmoid(w^T u_t), for a Householder A and b = beta_key: 1 (DeltaNet: beta in
        (0, 1), eigenvalues of I - beta k k^T in (0, 1]) or up to 2 (eigenvalue 1 - beta down to -1: Grazzi et al.,
        ICLR 2025, state tracking).
+    householders: h, the Householder factors per token of a Householder A: A'_t = H_{t,h} ... H_{t,1},
+       H_{t,m} = I - beta_{t,m} k_{t,m} k_{t,m}^T, k_{t,1} the key and the others from projections of their own
+       (DeltaProduct, Siems et al. 2025: products of reflections reach rotations and permutations); h > 1 runs
+       in the quadratic and recurrent forms (and streaming), not the chunked one.
     b: impulse source. key = k_j; feature = psi(k_j); delta_B = Delta_t k_t (Mamba, gate = mamba);
        beta_key = beta_t k_t (DeltaNet); input_gate_key = exp(i~_t) k_t (mLSTM). scale_b: times 1/sqrt(n).
     psi: feature map on q, and on k when b = feature; normalize_k, normalize_q: L2-normalise keys, queries.
@@ -61,6 +65,7 @@ class MixerConfig:
     dt_min: float = 0.001
     dt_max: float = 0.1
     beta_max: float = 1.0
+    householders: int = 1
     b: str = "key"
     scale_b: bool = True
     psi: str = "none"
@@ -111,6 +116,11 @@ class MixerConfig:
             raise ConfigError(
                 f"model.mixer.gate_min={self.gate_min}, gate_max={self.gate_max}: need 0 < gate_min <= gate_max < 1"
             )
+        if not 1 <= self.householders <= 16:
+            raise ConfigError(f"model.mixer.householders={self.householders}: need 1 <= householders <= 16")
+        if self.householders > 1 and not evolution(self.A).householder:
+            raise ConfigError(f"model.mixer.householders={self.householders} multiplies Householder factors: needs "
+                              f"model.mixer.A={kinds_with(householder=True)}; got A={self.A}")
         if not 0.0 < self.beta_max <= 2.0:
             raise ConfigError(f"model.mixer.beta_max={self.beta_max}: need 0 < beta_max <= 2 (2 lets 1 - beta reach -1)")
         if not 0.0 < self.dt_min <= self.dt_max:
@@ -155,6 +165,11 @@ class MixerConfig:
                 f"model.mixer.form={self.form} cannot compute model.mixer.eta={self.eta}. "
                 f"Allowed eta: {', '.join(STATE_NORMALISERS)}; or form=quadratic"
             )
+        if self.householders > 1 and self.form in ("chunked", "scan"):
+            raise ConfigError(
+                f"model.mixer.form={self.form} takes one Householder factor per token; model.mixer.householders="
+                f"{self.householders} runs in the forms quadratic, recurrent (and auto, which picks recurrent)"
+            )
         if self.form == "scan" and evolution(self.A).householder:
             raise ConfigError(
                 f"model.mixer.form=scan needs an elementwise A (scalar or diagonal); got A={self.A}. "
@@ -165,13 +180,17 @@ class MixerConfig:
         """The form that runs: `form`, with auto = chunked where the knobs allow it, else quadratic."""
         if self.form != "auto":
             return self.form
-        return "chunked" if self.phi == "identity" and self.eta in STATE_NORMALISERS else "quadratic"
+        if self.phi != "identity" or self.eta not in STATE_NORMALISERS:
+            return "quadratic"
+        return "recurrent" if self.householders > 1 else "chunked"
 
     def inactive(self) -> list[str]:
         """Knobs that cannot change what this mixer computes, given the others (left out of a run's identity)."""
         off = evolution(self.A).inactive(self)
         if self.beta_max == 1.0 or not (evolution(self.A).householder or self.b == "beta_key"):
             off.add("beta_max")  # the default leaves a run's identity as it was before the knob
+        if self.householders == 1:
+            off.add("householders")  # likewise
         if self.eta != "learned":
             off.add("eta_f")
         if self.resolved_form() != "chunked":

@@ -22,6 +22,10 @@ class EvolutionParams(nn.Module):
         self.gate = self.kind.build(cfg, d_model, n)
         needs_beta = self.kind.householder or cfg.b == "beta_key"
         self.beta = nn.Linear(d_model, cfg.n_heads, bias=False) if needs_beta else None
+        # A product of h Householders per token: h - 1 more directions and strengths, each from its own projection.
+        self.h, self.n = cfg.householders, n
+        self.directions = nn.Linear(d_model, (self.h - 1) * cfg.n_heads * n, bias=False) if self.h > 1 else None
+        self.betas = nn.Linear(d_model, (self.h - 1) * cfg.n_heads, bias=False) if self.h > 1 else None
         self.input_gate = InputGate(d_model, cfg.n_heads) if cfg.b == "input_gate_key" else None
         self.beta_max = cfg.beta_max
 
@@ -36,4 +40,12 @@ class EvolutionParams(nn.Module):
             return Evolution(log_a, log_i=log_i, angles=self.kind.angles(self.gate, u, self.n_heads)), dt, beta
         if not self.kind.householder:
             return Evolution(log_a, log_i=log_i), dt, beta
-        return Evolution(log_a, beta, F.normalize(k, dim=-1), log_i), dt, beta
+        if self.h == 1:
+            return Evolution(log_a, beta, F.normalize(k, dim=-1), log_i), dt, beta
+        # (B, T, H, h) strengths and (B, T, H, h, n) unit directions, the key's first.
+        B, T, H, _ = k.shape
+        more = self.betas(u).view(B, T, self.h - 1, H).transpose(2, 3)
+        betas = torch.cat([beta[..., None], self.beta_max * torch.sigmoid(more)], -1)
+        extra = self.directions(u).view(B, T, self.h - 1, H, self.n).transpose(2, 3)
+        directions = F.normalize(torch.cat([k[..., None, :], extra], -2), dim=-1)
+        return Evolution(log_a, betas, directions, log_i), dt, beta

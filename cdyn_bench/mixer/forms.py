@@ -37,19 +37,29 @@ def _causal(T: int, device: torch.device) -> Tensor:
     return torch.tril(torch.ones(T, T, dtype=torch.bool, device=device))
 
 
-def householder_scores(q: Tensor, b: Tensor, beta: Tensor, direction: Tensor) -> Tensor:
-    """(B, H, T, T) [i, j] = q_i^T H_i ... H_{j+1} b_j with H_t = I - beta_t k_t k_t^T.
+def factors(beta: Tensor, direction: Tensor, product: bool) -> list[tuple[Tensor, Tensor]]:
+    """The Householder factors (beta_m, k_m) of A'_t = H_h ... H_1 in the order they act on a state (H_1
+    first): beta (...) and direction (..., n) itself, or for a product beta (..., h) and direction (..., h, n)."""
+    if not product:
+        return [(beta, direction)]
+    return [(beta[..., m], direction[..., m, :]) for m in range(beta.shape[-1])]
 
-    q, b, direction: (B, H, T, n); beta: (B, H, T). A backward loop over j carries, for every query
-    row i >= j, r_i = H_{j+1} ... H_i q_i (each H_t is symmetric).
+
+def householder_scores(q: Tensor, b: Tensor, beta: Tensor, direction: Tensor) -> Tensor:
+    """(B, H, T, T) [i, j] = q_i^T A'_i ... A'_{j+1} b_j with A'_t = H_{t,h} ... H_{t,1}, H = I - beta k k^T.
+
+    q, b: (B, H, T, n); beta: (B, H, T) and direction (B, H, T, n), or (B, H, T, h) and (B, H, T, h, n) for
+    a product. A backward loop over j carries, for every query row i >= j, r_i = A'_{j+1}^T ... A'_i^T q_i
+    (each H is symmetric, so A'_t^T = H_{t,1} ... H_{t,h}: H_{t,h} acts on r first).
     """
-    T = q.shape[2]
+    T, product = q.shape[2], direction.dim() == 5
     rows = torch.arange(T, device=q.device)[:, None]
     r, columns = q, []
     for j in reversed(range(T)):
         columns.append((r * b[:, :, j, None]).sum(-1))
-        k = direction[:, :, j, None]  # (B, H, 1, n)
-        r = r - (rows >= j) * beta[:, :, j, None, None] * (r * k).sum(-1, keepdim=True) * k
+        for beta_m, k_m in reversed(factors(beta[:, :, j], direction[:, :, j], product)):
+            k = k_m[:, :, None]  # (B, H, 1, n)
+            r = r - (rows >= j) * beta_m[:, :, None, None] * (r * k).sum(-1, keepdim=True) * k
     return torch.stack(columns[::-1], dim=-1)
 
 
@@ -175,6 +185,10 @@ def transition(S: Tensor, log_d: Tensor | None, beta: Tensor | None, k: Tensor |
     if log_d is not None:
         return torch.exp(log_d)[..., None] * S
     if beta is None:
+        return S
+    if k.dim() == 4:  # a product of Householders (beta (B, H, h), k (B, H, h, n)): H_1 acts first
+        for beta_m, k_m in factors(beta, k, product=True):
+            S = transition(S, None, beta_m, k_m)
         return S
     kS = torch.einsum("bhn,bhnd->bhd", k, S)
     return S - beta[..., None, None] * k[..., None] * kS[..., None, :]

@@ -14,20 +14,28 @@ from torch import Tensor, nn
 
 from cdyn_bench.choices import EXTREMES
 from cdyn_bench.mixer.components import PHIS, Evolution
-from cdyn_bench.mixer.forms import _causal, coefficients, transported_scores
+from cdyn_bench.mixer.forms import _causal, coefficients, factors, transported_scores
 from cdyn_bench.mixer.layer import CoeffMixer
 from cdyn_bench.mixer.normalisers import ETAS
 
 
 def eigenvalues(evolution: Evolution, shape: torch.Size, like: Tensor) -> Tensor:
     """(B, T, H, n) eigenvalues of every A_t: a_t (scalar), the diagonal, or a_t {1 - beta_t, 1, ..., 1}
-    for (gated) Householder A, the first along k_t; ones for A = I."""
+    for (gated) Householder A, the first along k_t; complex for a product of Householders; ones for A = I."""
     lam = like.new_ones(shape)
     if evolution.scalar is not None:
         lam = lam * torch.exp(evolution.scalar)[..., None]
     if evolution.diagonal is not None:
         lam = lam * torch.exp(evolution.diagonal)
-    if evolution.householder:
+    if evolution.householder and evolution.direction.dim() == 5:
+        # A product H_h ... H_1: its eigenvalues, complex in general (two reflections make a rotation), of the
+        # dense n x n product.
+        eye = torch.eye(shape[-1], dtype=like.dtype, device=like.device)
+        product = eye.expand(*shape[:-1], shape[-1], shape[-1])
+        for beta_m, k_m in factors(evolution.beta, evolution.direction, product=True):
+            product = (eye - beta_m[..., None, None] * k_m[..., :, None] * k_m[..., None, :]) @ product
+        lam = lam * torch.linalg.eigvals(product)
+    elif evolution.householder:
         along_k = torch.cat([(1 - evolution.beta)[..., None], like.new_ones(shape[:-1] + (shape[-1] - 1,))], -1)
         lam = lam * along_k
     return lam
