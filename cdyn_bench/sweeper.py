@@ -44,11 +44,15 @@ class Resuming(basic_sweeper()):
             if not batch:
                 continue
             self.validate_batch_is_legal(batch)
+            watch = self.watch()
             try:
-                results = self.launcher.launch(batch, initial_job_idx=first)
+                with watch:
+                    results = self.launcher.launch(batch, initial_job_idx=first)
                 for result in results:
                     _ = result.return_value  # raises if the job failed
-            except Exception as err:
+            except (Exception, KeyboardInterrupt) as err:
+                if watch.message is not None:  # SLURM could never start the jobs: the watch cancelled them
+                    raise SweepIncomplete(watch.message) from None
                 if type(err).__name__ != "UncompletedJobError":  # a bug in a cell keeps its traceback
                     raise
                 raise SweepIncomplete(str(err).splitlines()[0]) from None
@@ -56,6 +60,15 @@ class Resuming(basic_sweeper()):
             returns.append(results)
         self.check_finished()
         return returns
+
+    def watch(self) -> Any:
+        """A cdyn_bench.slurm_watch.PendingWatch of this sweep's jobs on SLURM, else a watch that never fires."""
+        from cdyn_bench.slurm_watch import NoWatch, PendingWatch
+
+        launcher = self.config.hydra.launcher
+        if type(self.launcher).__name__ != "SlurmLauncher" or "name" not in launcher:
+            return NoWatch()
+        return PendingWatch(str(launcher.name))
 
     def check_finished(self) -> None:
         """SweepIncomplete naming the planned cells still without a record (a job interrupted by a signal
