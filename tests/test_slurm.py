@@ -1,8 +1,7 @@
 """A real SLURM cluster (scripts/slurm_local.sh: slurmctld, slurmd, slurmdbd with MariaDB, munge, in a network
 namespace whose only interface is the loopback): a sweep through the project's `slurm` preset comes back, a
-resumed sweep submits only the missing cells, and a sweep whose jobs can never start ends in one line. (A cancelled cell ends such a sweep with one line and exit 1 when
-run by hand; its automated version hung under pytest and is not here yet: see the notes of issue 28.)
-Slow (about 3 minutes with the install); run with `pytest -m slow tests/test_slurm.py` (.ci/run does)."""
+resumed sweep submits only the missing cells, a cell cancelled while it runs ends its sweep with one line (and
+the same command finishes it), and a sweep whose jobs can never start ends in one line. Slow (about 3 minutes with the install); run with `pytest -m slow tests/test_slurm.py` (.ci/run does)."""
 
 from __future__ import annotations
 
@@ -86,3 +85,33 @@ def test_a_request_the_node_can_never_meet_ends_with_one_line_naming_the_reason(
     queued = subprocess.run([str(SCRIPT), "run", str(cluster), "squeue", "-h", "-n", "cdyn-toobig"],
                             capture_output=True, text=True)
     assert queued.stdout.strip() == ""  # cancelled, not left queued
+
+
+def test_a_cancelled_cell_ends_the_sweep_with_one_line_and_a_rerun_finishes_it(cluster, tmp_path):
+    env = {**cli_env(tmp_path), "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin"}
+    argv = [str(SCRIPT), "run", str(cluster), str(BIN / "cdyn-run"), "-m", "hydra/launcher=slurm", *TINY,
+            "train.max_steps=3000", "train.eval_every=1000", "train.target_accuracy=2", "sweep_name=cancel"]
+    with open(tmp_path / "out.log", "w") as out, open(tmp_path / "err.log", "w") as err:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # wait until the job runs, then cancel it
+                running = subprocess.run([str(SCRIPT), "run", str(cluster), "squeue", "-h", "-n", "cdyn-cancel", "-t",
+                                          "RUNNING", "-o", "%i"], capture_output=True, text=True).stdout.split()
+                if running:
+                    break
+                time.sleep(2)
+            assert running, "the job never started"
+            subprocess.run([str(SCRIPT), "run", str(cluster), "scancel", "-n", "cdyn-cancel"], check=True)
+            start = time.monotonic()
+            code = proc.wait(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    stderr = (tmp_path / "err.log").read_text()
+    lines = [line for line in stderr.splitlines() if line.strip() and "[HYDRA]" not in line]
+    assert code != 0 and "Traceback" not in stderr and len(lines) == 1, stderr[-2000:]
+    assert time.monotonic() - start < 180
+    rerun = sweep(cluster, tmp_path, *argv[argv.index("-m") + 2 + len(TINY):])  # the same cell, resumed
+    assert rerun.returncode == 0 and jobs(rerun) == 1, rerun.stderr[-2000:]
+    assert len(list((tmp_path / "outputs" / "sweeps" / "cancel").rglob("result.json"))) == 1
