@@ -22,12 +22,14 @@ class Checkpointer:
     """Saves and loads one run's training state at `path`; `every` steps (0: only on a stop signal).
 
     Used as a context manager, it catches STOP_SIGNALS (in the main thread) and sets `stop_requested`;
-    the training loop then saves at the end of its current step and stops.
+    the training loop then saves at the end of its current step and stops, and on leaving, the signal goes
+    on to the handler that was installed before (none in a plain run; submitit's requeue in a SLURM job).
     """
 
     def __init__(self, path: Path, every: int, identity: str):
         self.path, self.every, self.identity = Path(path), every, identity
         self.stop_requested: int | None = None
+        self.resumed_at: int | None = None  # the step a loaded state had reached
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> Checkpointer:
@@ -41,6 +43,11 @@ class Checkpointer:
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        # The state is saved: a handler that was there before (submitit's, in a SLURM job) now does its part,
+        # which for SIGUSR2 is to requeue the job, so that the requeued job resumes from this checkpoint.
+        previous = self._previous.get(self.stop_requested)
+        if callable(previous):
+            previous(self.stop_requested, None)
 
     def _request_stop(self, signum: int, frame) -> None:
         self.stop_requested = signum
@@ -61,7 +68,10 @@ class Checkpointer:
             state = torch.load(self.path, map_location="cpu", weights_only=False)
         except Exception:  # a damaged checkpoint costs the steps since the start, never the run
             return None
-        return state if state.get("identity") == self.identity else None
+        if state.get("identity") != self.identity:
+            return None
+        self.resumed_at = state["outcome"]["steps"]
+        return state
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

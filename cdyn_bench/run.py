@@ -139,6 +139,8 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
     with LiveDisplay(directory.name, cfg.train.max_steps, cfg.progress) as display, saver:
         outcome = train(model, data, cfg.train, device, Monitor(display, directory / record.PROGRESS, monitor_base),
                         saver)
+    if saver.resumed_at is not None:
+        console.print(f"continued from its checkpoint at step {saver.resumed_at}")
     if outcome.status == "interrupted":
         console.print(f"interrupted by signal {saver.stop_requested} at step {outcome.steps}: training state saved to "
                       f"{saver.path}; run the same command to resume")

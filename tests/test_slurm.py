@@ -1,7 +1,8 @@
 """A real SLURM cluster (scripts/slurm_local.sh: slurmctld, slurmd, slurmdbd with MariaDB, munge, in a network
 namespace whose only interface is the loopback): a sweep through the project's `slurm` preset comes back, a
 resumed sweep submits only the missing cells, a cell cancelled while it runs ends its sweep with one line (and
-the same command finishes it), and a sweep whose jobs can never start ends in one line. Slow (about 3 minutes with the install); run with `pytest -m slow tests/test_slurm.py` (.ci/run does)."""
+the same command finishes it), a job signalled SIGUSR2 is requeued and continues from its checkpoint, and a
+sweep whose jobs can never start ends in one line. Slow (about 3 minutes with the install); run with `pytest -m slow tests/test_slurm.py` (.ci/run does)."""
 
 from __future__ import annotations
 
@@ -115,3 +116,30 @@ def test_a_cancelled_cell_ends_the_sweep_with_one_line_and_a_rerun_finishes_it(c
     rerun = sweep(cluster, tmp_path, *argv[argv.index("-m") + 2 + len(TINY):])  # the same cell, resumed
     assert rerun.returncode == 0 and jobs(rerun) == 1, rerun.stderr[-2000:]
     assert len(list((tmp_path / "outputs" / "sweeps" / "cancel").rglob("result.json"))) == 1
+
+
+def test_a_signalled_job_is_requeued_and_resumes_from_its_checkpoint(cluster, tmp_path):
+    """SIGUSR2 (SLURM's warning before a time limit or preemption) makes the run checkpoint; submitit then requeues
+    the job, which resumes from the checkpoint, and the sweep comes back complete with no rerun by hand."""
+    env = {**cli_env(tmp_path), "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin"}
+    argv = [str(SCRIPT), "run", str(cluster), str(BIN / "cdyn-run"), "-m", "hydra/launcher=slurm", *TINY,
+            "train.max_steps=3000", "train.eval_every=1000", "train.target_accuracy=2", "sweep_name=requeue"]
+    with open(tmp_path / "out.log", "w") as out, open(tmp_path / "err.log", "w") as err:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            deadline, started = time.monotonic() + 120, []
+            while time.monotonic() < deadline and not started:
+                time.sleep(5)
+                started = list((tmp_path / "outputs" / "sweeps" / "requeue").rglob("progress.json"))
+            assert started, "the run never started"
+            subprocess.run([str(SCRIPT), "run", str(cluster), "scancel", "--signal=USR2", "-n", "cdyn-requeue"],
+                           check=True)
+            code = proc.wait(timeout=400)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    logs = "".join(p.read_text() for p in (tmp_path / "outputs" / "sweeps" / "requeue").rglob("*_log.*"))
+    assert code == 0, (tmp_path / "err.log").read_text()[-2000:]
+    assert "DUE TO JOB REQUEUE" in logs and "continued from its checkpoint at step" in logs, logs[-3000:]
+    (found,) = (tmp_path / "outputs" / "sweeps" / "requeue").rglob("result.json")
+    assert '"steps": 3000' in found.read_text()
