@@ -21,7 +21,7 @@ from cdyn_bench.search_rule import SearchRule
 from cdyn_bench.task_config import task_config
 
 # Keys that change where, how fast or how a run is reported, never what it computes.
-OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "reuse", "wandb", "progress", "search", "train.num_threads",
+OUTPUT_ONLY_KEYS = ("force", "out_dir", "sweep_name", "reuse", "wandb", "progress", "search", "detach", "train.num_threads",
                     "train.compile", "train.save_weights", "train.checkpoint_every")
 
 
@@ -159,6 +159,8 @@ class RunConfig:
     progress: bool = True
     # How an experiment's search is judged and extended (cdyn_bench.search; reproduce.py --search).
     search: SearchRule = field(default_factory=SearchRule)
+    # A sweep on SLURM: submit its jobs and return (the same command later finishes what is missing).
+    detach: bool = False
 
     def check(self) -> tuple[int, int]:
         """Every check of the config's own values; types the task section. Returns (the model's sequence

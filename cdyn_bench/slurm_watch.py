@@ -44,12 +44,25 @@ def pending(name: str) -> list[tuple[str, str]]:
     return [(job.strip(), reason.strip()) for job, reason in rows]
 
 
-class PendingWatch:
-    """Context manager around a SLURM launch: `message` is the line to print when it gave up (else None)."""
+def queued(name: str) -> list[str]:
+    """Ids of the jobs called `name` that SLURM still holds (pending or running), [] if squeue fails."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-n", name, "-o", "%i"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return out.stdout.split()
 
-    def __init__(self, name: str, grace: float = 30.0, poll: float = 5.0):
-        self.name, self.grace, self.poll = name, grace, poll
+
+class PendingWatch:
+    """Context manager around a SLURM launch: `message` is the line to print when it gave up (else None).
+
+    With detach, it also ends the wait as soon as squeue shows the sweep's jobs (they are submitted):
+    `submitted` then holds their ids, and the sweep returns while SLURM runs them."""
+
+    def __init__(self, name: str, grace: float = 30.0, poll: float = 5.0, detach: bool = False):
+        self.name, self.grace, self.poll, self.detach = name, grace, poll, detach
         self.message: str | None = None
+        self.submitted: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -63,8 +76,12 @@ class PendingWatch:
 
     def _watch(self) -> None:
         first_seen: dict[str, float] = {}
-        while not self._stop.wait(self.poll):
+        while not self._stop.wait(1.0 if self.detach else self.poll):
             now = time.monotonic()
+            if self.detach and (jobs := queued(self.name)):
+                self.submitted = jobs
+                _thread.interrupt_main()
+                return
             for job, reason in pending(self.name):
                 if reason not in NEVER:
                     first_seen.pop(job, None)
@@ -85,6 +102,7 @@ class NoWatch:
     """The watch of a launcher that is not SLURM: never fires."""
 
     message = None
+    submitted: list[str] = []
 
     def __enter__(self) -> NoWatch:
         return self

@@ -39,6 +39,7 @@ class Resuming(basic_sweeper()):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         done, returns, first = self.finished_jobs(), [], 0
+        self.refuse_while_queued()
         while not self.is_done():
             batch = [job for job in self.get_job_batch() if tuple(job) not in done]
             if not batch:
@@ -53,6 +54,11 @@ class Resuming(basic_sweeper()):
             except (Exception, KeyboardInterrupt) as err:
                 if watch.message is not None:  # SLURM could never start the jobs: the watch cancelled them
                     raise SweepIncomplete(watch.message) from None
+                if watch.submitted:  # detach: the jobs are SLURM's now
+                    print(f"submitted {len(batch)} cells as SLURM job {', '.join(watch.submitted)} "
+                          f"({self.config.hydra.launcher.name}); run the same command when they are done to finish "
+                          "what is missing; cdyn-report reads the records as they land", flush=True)
+                    return returns
                 if type(err).__name__ != "UncompletedJobError":  # a bug in a cell keeps its traceback
                     raise
                 raise SweepIncomplete(str(err).splitlines()[0]) from None
@@ -61,14 +67,30 @@ class Resuming(basic_sweeper()):
         self.check_finished()
         return returns
 
+    def on_slurm(self) -> bool:
+        return type(self.launcher).__name__ == "SlurmLauncher" and "name" in self.config.hydra.launcher
+
     def watch(self) -> Any:
-        """A cdyn_bench.slurm_watch.PendingWatch of this sweep's jobs on SLURM, else a watch that never fires."""
+        """A cdyn_bench.slurm_watch.PendingWatch of this sweep's jobs on SLURM (detached with `detach=true`),
+        else a watch that never fires."""
         from cdyn_bench.slurm_watch import NoWatch, PendingWatch
 
-        launcher = self.config.hydra.launcher
-        if type(self.launcher).__name__ != "SlurmLauncher" or "name" not in launcher:
+        if not self.on_slurm():
+            if self.config.get("detach"):
+                raise SweepIncomplete("detach=true submits a sweep's jobs and returns: it needs hydra/launcher=slurm "
+                                      f"(this sweep runs on {type(self.launcher).__name__})")
             return NoWatch()
-        return PendingWatch(str(launcher.name))
+        return PendingWatch(str(self.config.hydra.launcher.name), detach=bool(self.config.get("detach")))
+
+    def refuse_while_queued(self) -> None:
+        """On SLURM, refuse to submit while jobs of this sweep (its name) are still pending or running: their
+        cells have no record yet and would be trained twice."""
+        from cdyn_bench.slurm_watch import queued
+
+        if self.on_slurm() and (jobs := queued(str(self.config.hydra.launcher.name))):
+            raise SweepIncomplete(f"SLURM still holds job {', '.join(jobs[:3])} of this sweep "
+                                  f"({self.config.hydra.launcher.name}): run the same command again when squeue no "
+                                  "longer lists it (cdyn-report reads the records finished so far)")
 
     def check_finished(self) -> None:
         """SweepIncomplete naming the planned cells still without a record (a job interrupted by a signal

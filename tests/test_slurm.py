@@ -1,8 +1,8 @@
 """A real SLURM cluster (scripts/slurm_local.sh: slurmctld, slurmd, slurmdbd with MariaDB, munge, in a network
 namespace whose only interface is the loopback): a sweep through the project's `slurm` preset comes back, a
 resumed sweep submits only the missing cells, a cell cancelled while it runs ends its sweep with one line (and
-the same command finishes it), a job signalled SIGUSR2 is requeued and continues from its checkpoint, and a
-sweep whose jobs can never start ends in one line. Slow (about 3 minutes with the install); run with `pytest -m slow tests/test_slurm.py` (.ci/run does)."""
+the same command finishes it), a job signalled SIGUSR2 is requeued and continues from its checkpoint, a detached
+sweep returns at once and the same command finishes it, and a sweep whose jobs can never start ends in one line. Slow (about 3 minutes with the install); run with `pytest -m slow tests/test_slurm.py` (.ci/run does)."""
 
 from __future__ import annotations
 
@@ -143,3 +143,22 @@ def test_a_signalled_job_is_requeued_and_resumes_from_its_checkpoint(cluster, tm
     assert "DUE TO JOB REQUEUE" in logs and "continued from its checkpoint at step" in logs, logs[-3000:]
     (found,) = (tmp_path / "outputs" / "sweeps" / "requeue").rglob("result.json")
     assert '"steps": 3000' in found.read_text()
+
+
+def test_a_detached_sweep_returns_at_once_and_the_same_command_finishes_it(cluster, tmp_path):
+    cells = ("model=softmax,gated", "train.max_steps=300", "sweep_name=detached")
+    start = time.monotonic()
+    first = sweep(cluster, tmp_path, "detach=true", *cells)
+    assert first.returncode == 0 and "submitted 2 cells as SLURM job" in first.stdout, first.stderr[-2000:]
+    assert time.monotonic() - start < 60
+    busy = sweep(cluster, tmp_path, *cells)  # while its jobs are queued or running: refused, nothing submitted
+    lines = [line for line in busy.stderr.splitlines() if line.strip() and "[HYDRA]" not in line]
+    assert busy.returncode != 0 and len(lines) == 1 and "SLURM still holds job" in lines[0] and jobs(busy) == 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and subprocess.run(
+            [str(SCRIPT), "run", str(cluster), "squeue", "-h", "-n", "cdyn-detached"], capture_output=True,
+            text=True).stdout.strip():
+        time.sleep(5)
+    done = sweep(cluster, tmp_path, *cells)
+    assert done.returncode == 0 and jobs(done) == 0, done.stderr[-2000:]
+    assert len(list((tmp_path / "outputs" / "sweeps" / "detached").rglob("result.json"))) == 2

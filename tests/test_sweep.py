@@ -175,3 +175,10 @@ def test_hydra_plugin_registry_still_takes_the_resuming_sweeper():
 
     register_sweeper()
     assert "hydra_plugins.cdyn_bench_sweeper.ResumingSweeper" in Plugins.instance().class_name_to_class
+
+
+def test_detach_off_slurm_is_one_line_and_trains_nothing(tmp_path):
+    proc = cdyn_run(tmp_path, "-m", *TINY, "seed=0,1", "detach=true")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "detach=true" in lines[0] and "hydra/launcher=slurm" in lines[0]
+    assert not list(tmp_path.rglob("result.json"))
