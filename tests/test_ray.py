@@ -6,6 +6,7 @@ network namespaces: `pytest -m slow tests/test_ray.py`."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -20,10 +21,7 @@ PORT = 6380
 
 def usable() -> str | None:
     """Why this machine cannot run the cluster, or None."""
-    try:
-        import hydra_plugins.hydra_ray_launcher  # noqa: F401
-        import ray  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None:
         return "needs the ray extra: pip install -e '.[ray]'"
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode:
         return "cannot make a network namespace"
