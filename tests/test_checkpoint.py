@@ -26,25 +26,30 @@ def numbers(result: record.RunResult) -> dict:
     return out
 
 
-def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_run(tmp_path, monkeypatch):
-    whole = run(compose(*RUN, "train.target_accuracy=2"), tmp_path / "a" / "runs")
-    assert not list((tmp_path / "a").rglob(CHECKPOINT))  # removed once the record is written
-    # Stop the second run after its step-20 checkpoint, as a SIGKILL would (nothing after it is kept).
+def killed_after_checkpoint(monkeypatch, step: int) -> None:
+    """From now on a run stops right after saving its step-`step` checkpoint, as a SIGKILL would (nothing after it
+    is kept); monkeypatch.undo() ends it."""
     import cdyn_bench.checkpoint as checkpoint
 
     real = checkpoint.Checkpointer.save
 
     def save_then_die(self, state):
         real(self, state)
-        if state["outcome"]["steps"] == 20:
+        if state["outcome"]["steps"] == step:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_die)
+
+
+def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    whole = run(compose(*RUN, "train.target_accuracy=2"), tmp_path / "a" / "runs")
+    assert not list((tmp_path / "a").rglob(CHECKPOINT))  # removed once the record is written
     cfg = compose(*RUN, "train.target_accuracy=2")
+    killed_after_checkpoint(monkeypatch, 20)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "b" / "runs")
     assert list((tmp_path / "b").rglob(CHECKPOINT)) and not list((tmp_path / "b").rglob(record.RESULT))
-    monkeypatch.setattr(checkpoint.Checkpointer, "save", real)
+    monkeypatch.undo()
     resumed = run(cfg, tmp_path / "b" / "runs")
     assert numbers(resumed) == numbers(whole)
 

@@ -83,37 +83,43 @@ def test_a_request_the_node_can_never_meet_ends_with_one_line_naming_the_reason(
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert len(lines) == 1 and "PENDING with Reason=" in lines[0] and "hydra.launcher.cpus_per_task" in lines[0], lines
     assert time.monotonic() - start < 200
-    queued = subprocess.run([str(SCRIPT), "run", str(cluster), "squeue", "-h", "-n", "cdyn-toobig"],
-                            capture_output=True, text=True)
-    assert queued.stdout.strip() == ""  # cancelled, not left queued
+    assert inside(cluster, "squeue", "-h", "-n", "cdyn-toobig").stdout.strip() == ""  # cancelled, not left queued
 
 
-def test_a_cancelled_cell_ends_the_sweep_with_one_line_and_a_rerun_finishes_it(cluster, tmp_path):
-    env = {**cli_env(tmp_path), "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin"}
-    argv = [str(SCRIPT), "run", str(cluster), str(BIN / "cdyn-run"), "-m", "hydra/launcher=slurm", *TINY,
-            "train.max_steps=3000", "train.eval_every=1000", "train.target_accuracy=2", "sweep_name=cancel"]
-    with open(tmp_path / "out.log", "w") as out, open(tmp_path / "err.log", "w") as err:
-        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+LONG = ("train.max_steps=3000", "train.eval_every=1000", "train.target_accuracy=2")  # a run of a minute or more
+
+
+def inside(cluster: Path, *argv: str) -> subprocess.CompletedProcess:
+    """A command in the cluster's namespace (squeue, scancel)."""
+    return subprocess.run([str(SCRIPT), "run", str(cluster), *argv], capture_output=True, text=True, check=True)
+
+
+def while_it_runs(cluster: Path, cwd: Path, name: str, act, timeout: int = 180) -> tuple[int, str]:
+    """Start a one-cell sweep `name` of LONG runs, call act() once its run has started, and return (the sweep's exit
+    status, its stderr), waiting at most `timeout` seconds after act()."""
+    env = {**cli_env(cwd), "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin"}
+    argv = [str(SCRIPT), "run", str(cluster), str(BIN / "cdyn-run"), "-m", "hydra/launcher=slurm", *TINY, *LONG,
+            f"sweep_name={name}"]
+    with open(cwd / "out.log", "w") as out, open(cwd / "err.log", "w") as err:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:  # wait until the job runs, then cancel it
-                running = subprocess.run([str(SCRIPT), "run", str(cluster), "squeue", "-h", "-n", "cdyn-cancel", "-t",
-                                          "RUNNING", "-o", "%i"], capture_output=True, text=True).stdout.split()
-                if running:
-                    break
+            while not list((cwd / "outputs" / "sweeps" / name).rglob("progress.json")):
+                assert time.monotonic() < deadline and proc.poll() is None, "the run never started"
                 time.sleep(2)
-            assert running, "the job never started"
-            subprocess.run([str(SCRIPT), "run", str(cluster), "scancel", "-n", "cdyn-cancel"], check=True)
-            start = time.monotonic()
-            code = proc.wait(timeout=180)
+            act()
+            code = proc.wait(timeout=timeout)
         finally:
             if proc.poll() is None:
                 proc.kill()
-    stderr = (tmp_path / "err.log").read_text()
+    return code, (cwd / "err.log").read_text()
+
+
+def test_a_cancelled_cell_ends_the_sweep_with_one_line_and_a_rerun_finishes_it(cluster, tmp_path):
+    code, stderr = while_it_runs(cluster, tmp_path, "cancel", lambda: inside(cluster, "scancel", "-n", "cdyn-cancel"))
     lines = [line for line in stderr.splitlines() if line.strip() and "[HYDRA]" not in line]
     assert code != 0 and "Traceback" not in stderr and len(lines) == 1, stderr[-2000:]
-    assert time.monotonic() - start < 180
-    rerun = sweep(cluster, tmp_path, *argv[argv.index("-m") + 2 + len(TINY):])  # the same cell, resumed
+    rerun = sweep(cluster, tmp_path, *LONG, "sweep_name=cancel")  # the same cell, resumed
     assert rerun.returncode == 0 and jobs(rerun) == 1, rerun.stderr[-2000:]
     assert len(list((tmp_path / "outputs" / "sweeps" / "cancel").rglob("result.json"))) == 1
 
@@ -121,25 +127,10 @@ def test_a_cancelled_cell_ends_the_sweep_with_one_line_and_a_rerun_finishes_it(c
 def test_a_signalled_job_is_requeued_and_resumes_from_its_checkpoint(cluster, tmp_path):
     """SIGUSR2 (SLURM's warning before a time limit or preemption) makes the run checkpoint; submitit then requeues
     the job, which resumes from the checkpoint, and the sweep comes back complete with no rerun by hand."""
-    env = {**cli_env(tmp_path), "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin"}
-    argv = [str(SCRIPT), "run", str(cluster), str(BIN / "cdyn-run"), "-m", "hydra/launcher=slurm", *TINY,
-            "train.max_steps=3000", "train.eval_every=1000", "train.target_accuracy=2", "sweep_name=requeue"]
-    with open(tmp_path / "out.log", "w") as out, open(tmp_path / "err.log", "w") as err:
-        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        try:
-            deadline, started = time.monotonic() + 120, []
-            while time.monotonic() < deadline and not started:
-                time.sleep(5)
-                started = list((tmp_path / "outputs" / "sweeps" / "requeue").rglob("progress.json"))
-            assert started, "the run never started"
-            subprocess.run([str(SCRIPT), "run", str(cluster), "scancel", "--signal=USR2", "-n", "cdyn-requeue"],
-                           check=True)
-            code = proc.wait(timeout=400)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    code, stderr = while_it_runs(cluster, tmp_path, "requeue", timeout=400,
+                                 act=lambda: inside(cluster, "scancel", "--signal=USR2", "-n", "cdyn-requeue"))
     logs = "".join(p.read_text() for p in (tmp_path / "outputs" / "sweeps" / "requeue").rglob("*_log.*"))
-    assert code == 0, (tmp_path / "err.log").read_text()[-2000:]
+    assert code == 0, stderr[-2000:]
     assert "DUE TO JOB REQUEUE" in logs and "continued from its checkpoint at step" in logs, logs[-3000:]
     (found,) = (tmp_path / "outputs" / "sweeps" / "requeue").rglob("result.json")
     assert '"steps": 3000' in found.read_text()
@@ -155,9 +146,7 @@ def test_a_detached_sweep_returns_at_once_and_the_same_command_finishes_it(clust
     lines = [line for line in busy.stderr.splitlines() if line.strip() and "[HYDRA]" not in line]
     assert busy.returncode != 0 and len(lines) == 1 and "SLURM still holds job" in lines[0] and jobs(busy) == 0
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and subprocess.run(
-            [str(SCRIPT), "run", str(cluster), "squeue", "-h", "-n", "cdyn-detached"], capture_output=True,
-            text=True).stdout.strip():
+    while time.monotonic() < deadline and inside(cluster, "squeue", "-h", "-n", "cdyn-detached").stdout.strip():
         time.sleep(5)
     done = sweep(cluster, tmp_path, *cells)
     assert done.returncode == 0 and jobs(done) == 0, done.stderr[-2000:]
