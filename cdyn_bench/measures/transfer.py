@@ -80,9 +80,11 @@ def chosen(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def matching(frame: pd.DataFrame, where: dict) -> pd.Series:
+    """The rows with these values; a key the frame lacks (not a cell key: the same in every record) matches."""
     mask = pd.Series(True, index=frame.index)
     for key, value in where.items():
-        mask &= frame[key] == value if key in frame else False
+        if key in frame:
+            mask &= frame[key] == value
     return mask
 
 
