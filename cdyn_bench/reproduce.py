@@ -92,9 +92,27 @@ def make_report(report: Report, root: Path, pool: list[str] = ()) -> None:
         # The weights stay out of git: on a fresh clone the committed spectra tables stand until a rerun.
         print(f"skipped {root / report.out}: the spectra need the runs' weights; run the sweeps to write them")
         return
+    if (why := unmatched(dirs, report.options)) is not None:  # a sweep part-way: this view's cells come later
+        print(f"skipped {root / report.out}: {why} yet")
+        return
     pooled = [option for s in pool if s not in report.sweeps and records(root, s).is_dir()
               for option in ("--pool", str(records(root, s)))]
     sh(["cdyn-report", *map(str, dirs), *pooled, "--out", str(root / report.out), *report.options])
+
+
+def unmatched(dirs: list[Path], options: list[str]) -> str | None:
+    """Why a report's --where conditions select no record of `dirs` (None when they select some)."""
+    where = [options[i + 1] for i, option in enumerate(options) if option == "--where"]
+    if not where:
+        return None
+    from cdyn_bench.table import load, select_where
+
+    df, _ = load(dirs)
+    try:
+        select_where(df, where)
+    except (ValueError, KeyError) as err:
+        return str(err).splitlines()[0]
+    return None
 
 
 def measure(name: str, root: Path, quick: bool, report_only: bool) -> None:
