@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cdyn_bench import search, stats, table
@@ -39,6 +40,7 @@ class Row:
     other: object
     synthetic: str
     where: dict = field(default_factory=dict)
+    equal: bool = False  # the synthetic verdict found no difference (carrying over = no clear difference on text)
 
 
 ROWS = [
@@ -56,7 +58,7 @@ ROWS = [
         {"model.mixer.A": "fixed", "model.mixer.gamma": 1.05}),
     Row("3. A = 1.05 I against A = I, eta = sum", "model.mixer.gamma", 1.0, 1.05,
         "normalised, 1.05 I learns as A = I does at seq_len 64",
-        {"model.mixer.A": "fixed", "model.mixer.eta": "sum"}),
+        {"model.mixer.A": "fixed", "model.mixer.eta": "sum"}, equal=True),
     Row("3. A = 1.05 I against A = I, eta = 1", "model.mixer.gamma", 1.0, 1.05,
         "unnormalised, 1.05 I fails where A = I learns",
         {"model.mixer.A": "fixed", "model.mixer.eta": "one"}),
@@ -96,17 +98,31 @@ def compare_row(row: Row, runs: pd.DataFrame, flags: pd.DataFrame) -> dict:
            f"{row.favoured}", "other arm": f"{row.arm.split('.')[-1]}={row.other}"}
     if len(a) < 2 or len(b) < 2:
         return {**out, "carries over": f"not run yet ({len(a)} and {len(b)} seeds)"}
+    diverged = [int(np.isnan(x).sum()) for x in (a, b)]  # a diverged run has no test bits
+    if any(diverged):
+        verdict = (f"yes: {out['other arm']} diverged ({diverged[1]} of {len(b)} seeds)" if diverged[1] > diverged[0]
+                   else f"reversed: {out['favoured arm']} diverged ({diverged[0]} of {len(a)} seeds)"
+                   if diverged[0] > diverged[1] else f"both diverge ({diverged[0]} and {diverged[1]} seeds)")
+        return {**out, "seeds favoured": " ".join(f"{x:.3f}" for x in a), "seeds other": " ".join(f"{x:.3f}" for x in b),
+                "carries over": verdict, "search": search_marks(flags, where, row)}
     t, dof = stats.welch(b, a)  # bits: the favoured arm is better when it has fewer
     p = stats.two_sided_p(t, dof)
     low, high = stats.bootstrap_interval(b, a)
     clear = (low > 0 or high < 0) and p < 0.05
-    verdict = "no clear difference on text" if not clear else "yes" if b.mean() > a.mean() else "reversed"
-    flagged = flags[matching(flags, where) & flags[row.arm].isin([row.favoured, row.other])]
-    marks = [name for name in ("lr_edge", "at_cap") if flagged[name].astype(bool).any()]
+    if row.equal:
+        verdict = ("yes: no clear difference on text" if not clear else
+                   f"no: {out['favoured arm'] if b.mean() > a.mean() else out['other arm']} better on text")
+    else:
+        verdict = "no clear difference on text" if not clear else "yes" if b.mean() > a.mean() else "reversed"
     return {**out, "bits favoured": a.mean(), "bits other": b.mean(), "seeds favoured": " ".join(f"{x:.3f}" for x in a),
             "seeds other": " ".join(f"{x:.3f}" for x in b), "difference": b.mean() - a.mean(), "p": p,
-            "interval": f"[{low:.3f}, {high:.3f}]", "carries over": verdict,
-            "search": ", ".join(marks) or "-"}
+            "interval": f"[{low:.3f}, {high:.3f}]", "carries over": verdict, "search": search_marks(flags, where, row)}
+
+
+def search_marks(flags: pd.DataFrame, where: dict, row: Row) -> str:
+    """The search flags (lr_edge, at_cap) of either arm of a row, '-' for none."""
+    flagged = flags[matching(flags, where) & flags[row.arm].isin([row.favoured, row.other])]
+    return ", ".join(name for name in ("lr_edge", "at_cap") if flagged[name].astype(bool).any()) or "-"
 
 
 def frontier(runs: pd.DataFrame, results: Path) -> pd.DataFrame:
