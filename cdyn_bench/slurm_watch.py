@@ -44,13 +44,23 @@ def pending(name: str) -> list[tuple[str, str]]:
     return [(job.strip(), reason.strip()) for job, reason in rows]
 
 
-def queued(name: str) -> list[str]:
-    """Ids of the jobs called `name` that SLURM still holds (pending or running), [] if squeue fails."""
-    try:
-        out = subprocess.run(["squeue", "-h", "-n", name, "-o", "%i"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return out.stdout.split()
+def queued(name: str, settle: float = 90.0, poll: float = 3.0) -> list[str]:
+    """Ids of the jobs called `name` that SLURM still holds (pending, running, suspended), [] if squeue fails.
+
+    A job that is only COMPLETING (a cancelled or finished job whose processes are still being reaped, and whose
+    run may still be writing its checkpoint) is waited for, up to `settle` seconds, and then counted as held."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            out = subprocess.run(["squeue", "-h", "-n", name, "-o", "%i|%t"], capture_output=True, text=True,
+                                 timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        rows = [line.split("|", 1) for line in out.stdout.splitlines() if "|" in line]
+        jobs = [job.strip() for job, _ in rows]
+        if not jobs or any(state.strip() != "CG" for _, state in rows) or time.monotonic() >= deadline:
+            return jobs
+        time.sleep(poll)
 
 
 class PendingWatch:
@@ -78,7 +88,7 @@ class PendingWatch:
         first_seen: dict[str, float] = {}
         while not self._stop.wait(1.0 if self.detach else self.poll):
             now = time.monotonic()
-            if self.detach and (jobs := queued(self.name)):
+            if self.detach and (jobs := queued(self.name, settle=0)):
                 self.submitted = jobs
                 _thread.interrupt_main()
                 return

@@ -177,6 +177,23 @@ def test_hydra_plugin_registry_still_takes_the_resuming_sweeper():
     assert "hydra_plugins.cdyn_bench_sweeper.ResumingSweeper" in Plugins.instance().class_name_to_class
 
 
+def test_a_job_only_completing_is_waited_for_and_a_running_one_is_held(tmp_path, monkeypatch):
+    """After scancel, SLURM lists the job as COMPLETING (CG) while its run saves its checkpoint: the resumed sweep
+    waits for it to leave instead of refusing; a pending or running job is held at once."""
+    from cdyn_bench.slurm_watch import queued
+
+    calls = tmp_path / "calls"
+    squeue = tmp_path / "squeue"  # lists job 8 as CG on the first two calls, then nothing
+    squeue.write_text(f"#!/bin/sh\necho x >> {calls}\n[ $(wc -l < {calls}) -le 2 ] && echo '8|CG'\nexit 0\n")
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert queued("cdyn-x", settle=30, poll=0.01) == [] and len(calls.read_text().split()) == 3
+    squeue.write_text("#!/bin/sh\necho '8|CG'\necho '9|R'\n")
+    assert queued("cdyn-x", settle=30, poll=0.01) == ["8", "9"]  # a running job: no wait
+    squeue.write_text("#!/bin/sh\necho '8|CG'\n")
+    assert queued("cdyn-x", settle=0.05, poll=0.01) == ["8"]  # still completing after the wait: held
+
+
 def test_detach_off_slurm_is_one_line_and_trains_nothing(tmp_path):
     proc = cdyn_run(tmp_path, "-m", *TINY, "seed=0,1", "detach=true")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
