@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from cdyn_bench import hydra_adapter
 from cdyn_bench.sweep import CELLS
-from cdyn_bench.usage import job_run_config, report_usage_errors
+from cdyn_bench.usage import cut_long_words, job_run_config, report_usage_errors
 
 if TYPE_CHECKING:
     from cdyn_bench.config import RunConfig
@@ -133,9 +133,17 @@ def report_parser() -> argparse.ArgumentParser:
 def report_error(err: Exception) -> str:
     """One line for a report that could not be made: a bad input, or a file the system would not write."""
     if isinstance(err, OSError):
-        return (f"{err.filename or 'the report'}: cannot write ({err.strerror or err}); the run records are untouched; "
-                "make room or choose another --out")
-    return str(err)
+        return cut_long_words(f"{err.filename or 'the report'}: cannot write ({err.strerror or err}); the run records "
+                              "are untouched; make room or choose another --out")
+    return cut_long_words(str(err))
+
+
+def path_kind(path: Path) -> str:
+    """'folder', 'missing', 'a file, not a folder', or why the system cannot look at the path (a name too long)."""
+    try:
+        return "folder" if path.is_dir() else "a file, not a folder" if path.exists() else "missing"
+    except OSError as err:
+        return f"not a usable path ({err.strerror})"
 
 
 def report_main(argv: list[str] | None = None) -> None:
@@ -147,10 +155,11 @@ def report_main(argv: list[str] | None = None) -> None:
 
     args = report_parser().parse_args(argv)
     for d in args.dirs:
-        if not d.exists():
-            report_parser().error(f"{d}: no such file or directory")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        report_parser().error(f"--out {args.out}: a file, not a folder; name a folder for the tables and figures")
+        if (kind := path_kind(d)) not in ("folder", "a file, not a folder"):
+            report_parser().error(cut_long_words(f"{d}: {'no such file or directory' if kind == 'missing' else kind}"))
+    if args.out is not None and path_kind(args.out) not in ("folder", "missing"):
+        report_parser().error(cut_long_words(f"--out {args.out}: {path_kind(args.out)}; name a folder for the tables "
+                                             "and figures"))
     view = next((name for name in VIEWS if getattr(args, name)), None)
     if view is not None:
         try:

@@ -104,13 +104,14 @@ def size(n: float) -> str:
         if n < 1000:
             return f"{n:.1f} {unit}"
         n /= 1000
-    return f"{n:.1f} TB"
+    return f"{n:.1f} TB" if n < 10_000 else f"{n:.1e} TB"
 
 
 # The keys whose size an estimate can blame, each with a size usual for this tool's runs (a CPU-scale
 # preset at most): the key furthest beyond its usual size among those that drive the estimate is named.
 USUAL = {"train.batch_size": 64, "train.eval_batch_size": 256, "task.seq_len": 256, "task.vocab_size": 8192,
-         "task.num_train": 12_800, "model.n_layers": 4, "model.d_model": 256}
+         "task.num_train": 12_800, "model.n_layers": 4, "model.d_model": 256, "model.mlp_ratio": 4,
+         "model.mixer.head_dim": 128, "model.mixer.value_dim": 128}
 HALVABLE = tuple(USUAL)
 # A key drives the estimate when halving it saves at least this share of the total.
 DRIVES = 0.3
@@ -125,8 +126,10 @@ def total_with_half(cfg: RunConfig, key: str, seq_len: int, vocab_size: int) -> 
     elif key == "task.vocab_size":
         vocab_size = max(1, vocab_size // 2)
     else:
-        cfg = copy.deepcopy(cfg)
         *parents, leaf = key.split(".")
+        if cfg.lookup(key) == 0:  # 0: the default size (head_dim, value_dim from d_model), not a size to halve
+            return sum(p.bytes for p in estimate(cfg, seq_len, vocab_size))
+        cfg = copy.deepcopy(cfg)
         node = cfg.lookup(".".join(parents))
         setattr(node, leaf, max(1 if leaf != "num_train" else 0, getattr(node, leaf) // 2))
     return sum(p.bytes for p in estimate(cfg, seq_len, vocab_size))

@@ -30,8 +30,11 @@ def one_line(err: BaseException) -> str:
         return unparsable(err.override)
     parts = [str(err)] + ([str(err.__cause__)] if err.__cause__ else [])
     lines = [ln.strip() for part in parts for ln in part.splitlines()]
-    line = "; ".join(ln for ln in lines if ln and not ln.startswith(_NOISE))
-    # A huge value (a 5,000-character override) is cut wherever the message echoes it.
+    return cut_long_words("; ".join(ln for ln in lines if ln and not ln.startswith(_NOISE)))
+
+
+def cut_long_words(line: str) -> str:
+    """A huge value (a 5,000-character override or path) cut wherever a message echoes it."""
     return re.sub(r"\S{80,}", lambda m: f"{m.group(0)[:60]}... ({len(m.group(0))} characters)", line)
 
 

@@ -91,6 +91,18 @@ def test_the_cli_exits_2_with_one_line_and_writes_nothing(argv, tmp_path):
     assert len(lines[0]) <= 400 and not out.exists()
 
 
+@pytest.mark.parametrize("argv", [["--out", "x" * 3000], ["y" * 3000], ["--out", "README.md"]],
+                         ids=["out-name-too-long", "dir-name-too-long", "out-a-file"])
+def test_cdyn_report_refuses_an_unusable_path_in_one_short_line(argv, tmp_path):
+    (tmp_path / "README.md").write_text("a file")
+    (tmp_path / "records").mkdir()
+    proc = subprocess.run([str(BIN / "cdyn-report"), *(["records"] if argv[0] == "--out" else []), *argv],
+                          capture_output=True, text=True, cwd=tmp_path, env=cli_env(tmp_path), timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines[0]) <= 300 and ("not a usable path" in lines[0] or "a file, not a folder" in lines[0])
+
+
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     from cdyn_bench.record import RunResult, config_hash, run_dir, write_result

@@ -107,6 +107,9 @@ def test_non_finite_floats_are_refused(override, message):
 @pytest.mark.parametrize("override, message", [
     ("task.seq_len=100000", r"task\.seq_len=100000: the run needs about .* [GT]B .* available\. Lower task\.seq_len"),
     ("model.d_model=100000", r"model\.d_model=100000: the run needs about .* available\. Lower model\.d_model"),
+    ("model.mlp_ratio=99999999999999999999999", r"model\.mlp_ratio=\d+: the run needs about [\d.]+e\+\d+ TB .* Lower model\.mlp_ratio$"),
+    ("model.mixer.head_dim=100000", r"model\.mixer\.head_dim=100000: .* Lower model\.mixer\.head_dim$"),
+    ("model.mixer.value_dim=100000", r"model\.mixer\.value_dim=100000: .* Lower model\.mixer\.value_dim$"),
     ("out_dir=", r"out_dir='': must name a folder"),
     ("sweep_name=../../x", r"sweep_name='\.\./\.\./x': must be a relative name"),
     ("sweep_name=/abs", r"sweep_name='/abs'"),
