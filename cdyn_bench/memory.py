@@ -46,7 +46,8 @@ def parameters(cfg: RunConfig, vocab_size: int) -> int:
     mixer = d * width + width * m.conv_size + H * dv * d * (2 if m.out_gate else 1) + 2 * d * H
     mixer += evolution(m.A).parameters(d, H, n)
     mlp = 2 * cfg.model.mlp_ratio * d * d if cfg.model.mlp else 0
-    positions = cfg.model.max_len * d if cfg.model.pos_emb == "learned" else 0
+    # a learned position table, or the last-position decoder's sincos table: max_len rows
+    positions = cfg.model.max_len * d if cfg.model.pos_emb == "learned" or cfg.task.readout == "last_position" else 0
     return cfg.model.n_layers * (mixer + mlp + 4 * d) + 2 * vocab_size * d + positions
 
 
@@ -110,8 +111,9 @@ def size(n: float) -> str:
 # The keys whose size an estimate can blame, each with a size usual for this tool's runs (a CPU-scale
 # preset at most): the key furthest beyond its usual size among those that drive the estimate is named.
 USUAL = {"train.batch_size": 64, "train.eval_batch_size": 256, "task.seq_len": 256, "task.vocab_size": 8192,
-         "task.num_train": 12_800, "model.n_layers": 4, "model.d_model": 256, "model.mlp_ratio": 4,
-         "model.mixer.head_dim": 128, "model.mixer.value_dim": 128}
+         "task.num_train": 12_800, "task.num_val": 2_000, "task.num_test": 4_000, "model.n_layers": 4, "model.d_model": 256, "model.mlp_ratio": 4,
+         "model.mixer.head_dim": 128, "model.mixer.value_dim": 128, "model.mixer.conv_size": 4,
+         "model.mixer.chunk_size": 64, "model.max_len": 2048}
 HALVABLE = tuple(USUAL)
 # A key drives the estimate when halving it saves at least this share of the total.
 DRIVES = 0.3

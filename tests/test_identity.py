@@ -110,13 +110,17 @@ def test_non_finite_floats_are_refused(override, message):
     ("model.mlp_ratio=99999999999999999999999", r"model\.mlp_ratio=\d+: the run needs about [\d.]+e\+\d+ TB .* Lower model\.mlp_ratio$"),
     ("model.mixer.head_dim=100000", r"model\.mixer\.head_dim=100000: .* Lower model\.mixer\.head_dim$"),
     ("model.mixer.value_dim=100000", r"model\.mixer\.value_dim=100000: .* Lower model\.mixer\.value_dim$"),
+    ("model.mixer.conv_size=10000000000", r"model\.mixer\.conv_size=10000000000: .* Lower model\.mixer\.conv_size$"),
+    ("model.max_len=10000000000 model.pos_emb=learned", r"model\.max_len=10000000000: .* Lower model\.max_len$"),
+    ("task.num_val=10000000000", r"task\.num_val=10000000000: .* Lower task\.num_val$"),
+    ("task.num_test=10000000000", r"task\.num_test=10000000000: .* Lower task\.num_test$"),
     ("out_dir=", r"out_dir='': must name a folder"),
     ("sweep_name=../../x", r"sweep_name='\.\./\.\./x': must be a relative name"),
     ("sweep_name=/abs", r"sweep_name='/abs'"),
 ])
 def test_impossible_sizes_and_paths_are_refused(override, message):
     with pytest.raises(ConfigError, match=message):
-        compose(override)
+        compose(*override.split())
 
 
 def test_the_default_sizes_fit():
