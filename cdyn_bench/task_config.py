@@ -55,7 +55,10 @@ class TaskConfig:
         try:
             return TASKS[self.name](num_examples, rng, **self.params, **split)
         except ValueError as err:
-            raise ConfigError(f"task.{err}") from None
+            if str(err).split("=", 1)[0] in self.params:  # the generator's own refusal: "key=value: why"
+                raise ConfigError(f"task.{err}") from None
+            raise ConfigError(f"task={self.name}: its generator refused the values "
+                              f"{', '.join(f'task.{k}={v}' for k, v in self.params.items())} ({err})") from None
 
     def vocabulary(self, *examples: Examples) -> int:
         """The model's vocabulary: the task's vocab_size parameter, the size its generator declares
@@ -74,6 +77,9 @@ class TaskConfig:
             low = 0 if key == "num_train" else 1
             if getattr(self, key) < low:
                 raise ConfigError(f"task.{key}={getattr(self, key)}: must be an integer >= {low}")
+        for key, value in self.params.items():  # numpy's generators draw int64s
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**62:
+                raise ConfigError(f"task.{key}={value}: too large; must be below 2^62")
         sample = self.generate(16, np.random.default_rng(0))
         check_readout(self.readout, sample)
         return sample

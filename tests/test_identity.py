@@ -114,6 +114,7 @@ def test_non_finite_floats_are_refused(override, message):
     ("model.max_len=10000000000 model.pos_emb=learned", r"model\.max_len=10000000000: .* Lower model\.max_len$"),
     ("task.num_val=10000000000", r"task\.num_val=10000000000: .* Lower task\.num_val$"),
     ("task.num_test=10000000000", r"task\.num_test=10000000000: .* Lower task\.num_test$"),
+    ("task.vocab_size=99999999999999999999999", r"task\.vocab_size=\d+: too large; must be below 2\^62$"),
     ("out_dir=", r"out_dir='': must name a folder"),
     ("sweep_name=../../x", r"sweep_name='\.\./\.\./x': must be a relative name"),
     ("sweep_name=/abs", r"sweep_name='/abs'"),
