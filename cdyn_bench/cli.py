@@ -157,9 +157,8 @@ def report_main(argv: list[str] | None = None) -> None:
     for d in args.dirs:
         if (kind := path_kind(d)) not in ("folder", "a file, not a folder"):
             report_parser().error(cut_long_words(f"{d}: {'no such file or directory' if kind == 'missing' else kind}"))
-    if args.out is not None and path_kind(args.out) not in ("folder", "missing"):
-        report_parser().error(cut_long_words(f"--out {args.out}: {path_kind(args.out)}; name a folder for the tables "
-                                             "and figures"))
+    if args.out is not None and (kind := path_kind(args.out)) not in ("folder", "missing"):
+        report_parser().error(cut_long_words(f"--out {args.out}: {kind}; name a folder for the tables and figures"))
     view = next((name for name in VIEWS if getattr(args, name)), None)
     if view is not None:
         try:

@@ -111,9 +111,9 @@ def size(n: float) -> str:
 # The keys whose size an estimate can blame, each with a size usual for this tool's runs (a CPU-scale
 # preset at most): the key furthest beyond its usual size among those that drive the estimate is named.
 USUAL = {"train.batch_size": 64, "train.eval_batch_size": 256, "task.seq_len": 256, "task.vocab_size": 8192,
-         "task.num_train": 12_800, "task.num_val": 2_000, "task.num_test": 4_000, "model.n_layers": 4, "model.d_model": 256, "model.mlp_ratio": 4,
-         "model.mixer.head_dim": 128, "model.mixer.value_dim": 128, "model.mixer.conv_size": 4,
-         "model.mixer.chunk_size": 64, "model.max_len": 2048}
+         "task.num_train": 12_800, "task.num_val": 2_000, "task.num_test": 4_000, "model.n_layers": 4,
+         "model.d_model": 256, "model.mlp_ratio": 4, "model.max_len": 2048, "model.mixer.head_dim": 128,
+         "model.mixer.value_dim": 128, "model.mixer.conv_size": 4, "model.mixer.chunk_size": 64}
 HALVABLE = tuple(USUAL)
 # A key drives the estimate when halving it saves at least this share of the total.
 DRIVES = 0.3
