@@ -130,12 +130,16 @@ def report_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Paths in a message are cut only from this length on (a name the system refuses), so that a usual path keeps its file.
+PATH_WORD = 300
+
+
 def report_error(err: Exception) -> str:
     """One line for a report that could not be made: a bad input, or a file the system would not write."""
     if isinstance(err, OSError):
         return cut_long_words(f"{err.filename or 'the report'}: cannot write ({err.strerror or err}); the run records "
-                              "are untouched; make room or choose another --out")
-    return cut_long_words(str(err))
+                              "are untouched; make room or choose another --out", limit=PATH_WORD)
+    return cut_long_words(str(err), limit=PATH_WORD)
 
 
 def path_kind(path: Path) -> str:
@@ -156,9 +160,11 @@ def report_main(argv: list[str] | None = None) -> None:
     args = report_parser().parse_args(argv)
     for d in args.dirs:
         if (kind := path_kind(d)) not in ("folder", "a file, not a folder"):
-            report_parser().error(cut_long_words(f"{d}: {'no such file or directory' if kind == 'missing' else kind}"))
+            report_parser().error(cut_long_words(f"{d}: {'no such file or directory' if kind == 'missing' else kind}",
+                                                 limit=PATH_WORD))
     if args.out is not None and (kind := path_kind(args.out)) not in ("folder", "missing"):
-        report_parser().error(cut_long_words(f"--out {args.out}: {kind}; name a folder for the tables and figures"))
+        report_parser().error(cut_long_words(f"--out {args.out}: {kind}; name a folder for the tables and figures",
+                                             limit=PATH_WORD))
     view = next((name for name in VIEWS if getattr(args, name)), None)
     if view is not None:
         try:

@@ -33,9 +33,10 @@ def one_line(err: BaseException) -> str:
     return cut_long_words("; ".join(ln for ln in lines if ln and not ln.startswith(_NOISE)))
 
 
-def cut_long_words(line: str) -> str:
-    """A huge value (a 5,000-character override or path) cut wherever a message echoes it."""
-    return re.sub(r"\S{80,}", lambda m: f"{m.group(0)[:60]}... ({len(m.group(0))} characters)", line)
+def cut_long_words(line: str, limit: int = 80) -> str:
+    """A huge value (a 5,000-character override or path) cut wherever a message echoes it: each word of `limit`
+    characters or more (a path: pass a limit above the usual path lengths, so that its file name stays)."""
+    return re.sub(rf"\S{{{limit},}}", lambda m: f"{m.group(0)[:60]}... ({len(m.group(0))} characters)", line)
 
 
 def unparsable(override: str) -> str:
