@@ -210,3 +210,16 @@ def test_a_compiled_run_trains_to_the_same_numbers_as_an_eager_one(tmp_path):
     compiled = tiny_run(tmp_path / "compiled", "train.compile=true")
     assert compiled.status == eager.status == "completed" and compiled.steps == eager.steps
     assert compiled.metrics["train_loss"] == pytest.approx(eager.metrics["train_loss"], rel=1e-3)
+
+
+def test_a_generator_error_that_is_not_its_own_refusal_names_the_task_and_its_values(monkeypatch):
+    """numpy's own ValueError (not the generator's "key=value: why") is not passed off as a key of its own."""
+    from cdyn_bench import task_config
+
+    def fails(*args, **kwargs):
+        raise ValueError("high is out of bounds for int64")
+
+    monkeypatch.setitem(task_config.TASKS, "mqar", fails)
+    with pytest.raises(ConfigError, match=r"^task=mqar: its generator refused the values task\.vocab_size=\d+.* "
+                                          r"\(high is out of bounds for int64\)$"):
+        compose("task=mqar")
