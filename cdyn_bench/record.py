@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cdyn_bench import NUMERICS_VERSION
+from cdyn_bench import FORM_VERSIONS, current_stamp, numerics_stamp
 from cdyn_bench.atomic import write_atomic
 from cdyn_bench.registry import ConfigError
 
@@ -38,7 +38,8 @@ class RunResult:
     moved with its sweep. grad_norm_max: the largest gradient norm (before clipping) of the finite steps;
     divergence: at the diverging step, its loss, gradient norm and the model's extremes
     (cdyn_bench.mixer.introspect.EXTREMES), None for a completed run. principles: the principle card's
-    predictions for the config (cdyn_bench.principles), made before training. numerics_version is cdyn_bench.NUMERICS_VERSION of the code that ran it.
+    predictions for the config (cdyn_bench.principles), made before training. numerics_version is cdyn_bench.NUMERICS_VERSION of the code that ran it,
+    form_versions the FORM_VERSIONS of its forms ({} in records written before they were recorded: all at 1).
     stopped: why training ended (cap, target, plateau, diverged; "" in records written before it was recorded).
     reused_from: the folder of the record this one was copied from (the run key `reuse`), "" for a run trained here.
     """
@@ -65,6 +66,7 @@ class RunResult:
     device: str = "cpu"
     num_threads: int = 0
     numerics_version: int = 0
+    form_versions: dict[str, int] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     reused_from: str = ""
     run_dir: str = ""
@@ -126,10 +128,12 @@ def read_result(path: Path) -> RunResult:
         result = RunResult(**payload)
     except (OSError, ValueError, TypeError) as err:
         raise ValueError(f"{path}: not a valid run record ({type(err).__name__}: {err})".splitlines()[0]) from None
-    shapes = {"config": dict, "metrics": dict, "history": list}
+    shapes = {"config": dict, "metrics": dict, "history": list, "forms": list, "form_versions": dict}
     wrong = [k for k, kind in shapes.items() if not isinstance(getattr(result, k), kind)]
     wrong += ["history"] if not wrong and not all(isinstance(row, dict) and number(row.get("step", 0))
                                                  for row in result.history) else []
+    wrong += ["forms"] if not wrong and not all(isinstance(form, str) for form in result.forms) else []
+    wrong += ["form_versions"] if not wrong and not all(isinstance(v, int) for v in result.form_versions.values()) else []
     wrong += ["divergence"] if not isinstance(result.divergence, (dict, type(None))) else []
     if wrong:
         raise ValueError(f"{path}: not a valid run record ({wrong[0]} of the wrong type or shape)")
@@ -146,7 +150,8 @@ def read_result(path: Path) -> RunResult:
 def finished(directory: Path, digest: str) -> RunResult | None:
     """The finished record of this config and numerics version in `directory`, or None.
 
-    A record of another numerics version is not reused: the rerun overwrites it.
+    A record of another numerics version, or of another version of one of its forms, is not reused: the rerun
+    overwrites it.
     """
     path = Path(directory) / RESULT
     if not path.exists():
@@ -155,7 +160,22 @@ def finished(directory: Path, digest: str) -> RunResult | None:
         result = read_result(path)
     except ValueError:
         return None
-    return result if result.config_hash == digest and result.numerics_version == NUMERICS_VERSION else None
+    return result if result.config_hash == digest and is_current(result) else None
+
+
+def stamp(result: RunResult) -> str:
+    """The numerics that computed a record (cdyn_bench.numerics_stamp)."""
+    return numerics_stamp(result.numerics_version, result.forms, result.form_versions)
+
+
+def is_current(result: RunResult) -> bool:
+    """Whether today's code computes what this record's did: its numerics version and its forms' own versions."""
+    return stamp(result) == current_stamp(result.forms)
+
+
+def form_versions(forms: list[str]) -> dict[str, int]:
+    """The versions of these forms that a record written now stores."""
+    return {form: FORM_VERSIONS[form] for form in sorted(set(forms))}
 
 
 REUSABLE = ("cells", "runs")  # the run folders of a sweep folder and of an out_dir

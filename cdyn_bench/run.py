@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from cdyn_bench import NUMERICS_VERSION, record
+from cdyn_bench import NUMERICS_VERSION, current_stamp, record
 from cdyn_bench.atomic import write_atomic
 from cdyn_bench.checkpoint import CHECKPOINT, Checkpointer
 from cdyn_bench.config import RunConfig
@@ -135,7 +135,8 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
     if cfg.train.save_weights:
         save_weights(model, directory / record.WEIGHTS["init"])
     monitor_base = {"config_hash": digest, "seed": cfg.seed}
-    saver = Checkpointer(directory / CHECKPOINT, cfg.train.checkpoint_every, f"{digest}/{NUMERICS_VERSION}")
+    forms = [block.mixer.form for block in model.blocks]
+    saver = Checkpointer(directory / CHECKPOINT, cfg.train.checkpoint_every, f"{digest}/{current_stamp(forms)}")
     with LiveDisplay(directory.name, cfg.train.max_steps, cfg.progress) as display, saver:
         outcome = train(model, data, cfg.train, device, Monitor(display, directory / record.PROGRESS, monitor_base),
                         saver)
@@ -167,7 +168,7 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
         wall_seconds=time.perf_counter() - start, train_seconds=outcome.train_seconds,
         tokens_per_s=outcome.tokens / max(outcome.train_seconds, 1e-9),
         n_params=sum(p.numel() for p in model.parameters()), state_size=model.state_size(data.seq_len),
-        forms=[block.mixer.form for block in model.blocks],
+        forms=forms, form_versions=record.form_versions(forms),
         leaked_test_sequences=data.leaked, device=str(device), num_threads=threads,
         numerics_version=NUMERICS_VERSION, versions=record.versions(),
         run_dir=directory.relative_to(root.parent).as_posix(), path=str(directory / record.RESULT),

@@ -13,7 +13,7 @@ import pandas as pd
 from cdyn_bench import search
 from cdyn_bench.choices import EXTREMES
 from cdyn_bench.config import OUTPUT_ONLY_KEYS
-from cdyn_bench.record import RESULT, RunResult, read_result
+from cdyn_bench.record import RESULT, RunResult, read_result, stamp
 
 METRICS = ["test_accuracy", "test_macro_accuracy", "val_accuracy", "train_loss"]
 # The share of coefficient mass query rows put on noise tokens (noisy_icr runs; cdyn_bench.run.selectivity).
@@ -27,6 +27,8 @@ LAST = ["test_last_accuracy"]
 BITS = ["test_bits_per_char", "val_bits_per_char"]
 RUN_COLUMNS = ["status", "seed", "steps", "diverged_at", "grad_norm_max", "wall_seconds", "train_seconds", "tokens_per_s",
                "n_params", "state_size", "config_hash", "run_dir", "numerics_version", "num_threads", "stopped", "path"]
+# What computed each row (cdyn_bench.numerics_stamp: the numerics version and any form at another version).
+STAMP = ["numerics"]
 NAME_KEYS = ["task.name", "model.name"]
 # Hyperparameters tuned per cell on validation accuracy rather than reported as cells of their own.
 OVER = ["train.lr", "train.weight_decay"]
@@ -68,6 +70,7 @@ def flatten(result: RunResult) -> dict:
     config = {**LATER_KNOBS, **pd.json_normalize(config, sep=".").iloc[0].to_dict()}
     config = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in config.items()}
     run = {k: getattr(result, k) for k in RUN_COLUMNS}
+    run["numerics"] = stamp(result)
     run["diverged_at"] = math.nan if result.diverged_at is None else result.diverged_at
     at = result.divergence or {}
     if at.get("grad_norm") is not None and not math.isnan(at["grad_norm"]):
@@ -101,7 +104,7 @@ def pooled(df: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in RUN_COLUMNS + METRICS + SELECTIVITY + LAST + BITS + list(EXTREMES) + ["history"]]
+    return [c for c in df.columns if c not in RUN_COLUMNS + STAMP + METRICS + SELECTIVITY + LAST + BITS + list(EXTREMES) + ["history"]]
 
 
 def implied(df: pd.DataFrame, column: str, swept: list[str]) -> bool:
@@ -355,8 +358,8 @@ def unfinished(dirs: list[Path]) -> list[str]:
 
 
 def mixed_versions(df: pd.DataFrame) -> list[str]:
-    """A warning line when the records come from more than one numerics version."""
-    seen = sorted(df["numerics_version"].unique())
+    """A warning line when the records come from more than one numerics version (or form version)."""
+    seen = sorted(df["numerics"].unique())
     if len(seen) < 2:
         return []
     return [f"the records mix numerics versions {', '.join(map(str, seen))}: one table should not; "

@@ -184,6 +184,27 @@ def test_a_record_of_another_numerics_version_is_rerun_and_overwritten(tmp_path)
     assert not again.skipped and json.loads(path.read_text())["numerics_version"] == NUMERICS_VERSION
 
 
+def test_a_form_version_bump_reruns_only_the_records_that_ran_that_form(tmp_path, monkeypatch):
+    import cdyn_bench
+    from cdyn_bench.table import load, mixed_versions
+
+    chunked, quadratic = tiny_run(tmp_path, "model=gated"), tiny_run(tmp_path, "model=softmax")
+    assert (chunked.forms, chunked.form_versions, quadratic.forms) == (["chunked"], {"chunked": 1}, ["quadratic"])
+    # A record written before form versions were recorded ran every form at version 1: still current.
+    path = Path(quadratic.path)
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "form_versions"}))
+    assert tiny_run(tmp_path, "model=softmax").skipped
+    monkeypatch.setitem(cdyn_bench.FORM_VERSIONS, "chunked", 2)
+    again = tiny_run(tmp_path, "model=gated")
+    assert not again.skipped and json.loads(Path(chunked.path).read_text())["form_versions"] == {"chunked": 2}
+    assert tiny_run(tmp_path, "model=softmax").skipped
+    tiny_run(tmp_path, "model=gated", "seed=1")
+    monkeypatch.setitem(cdyn_bench.FORM_VERSIONS, "chunked", 1)
+    tiny_run(tmp_path, "model=gated", "seed=2")
+    (line,) = mixed_versions(load([tmp_path / "runs"])[0])
+    assert line.startswith(f"the records mix numerics versions {NUMERICS_VERSION}, {NUMERICS_VERSION} chunked.2")
+
+
 def test_the_record_names_the_code_and_the_threads(tmp_path, monkeypatch):
     import cdyn_bench.run
 
