@@ -21,8 +21,7 @@ from cdyn_bench.table import TIMING_COLUMNS, load
 from cdyn_bench.sweep import MANIFEST, Cell, Manifest, missing_cells, read_manifest, threads_per_job
 
 # The smoke experiment's 12 cells, slow enough (about half a second each) to be killed part way.
-SMOKE = ("+experiment=smoke", "hydra/launcher=parallel", "train.max_steps=100", "train.eval_every=50",
-         "wandb=disabled", "progress=false")
+SMOKE = ("+experiment=smoke", "hydra/launcher=parallel", "wandb=disabled", "progress=false")
 
 
 @pytest.mark.parametrize("launcher,cores,threads", [
