@@ -27,6 +27,8 @@ PROGRESS = "progress.json"
 FINISHED = ("completed", "diverged")
 # Fields of RunResult that describe this process's view of a record, not the record.
 LOCAL_FIELDS = ("skipped", "path")
+# Fields of RunResult that say how long it took, which differ between two runs that computed the same numbers.
+TIMING_FIELDS = ("wall_seconds", "train_seconds", "eval_seconds", "tokens_per_s")
 
 
 @dataclass
@@ -58,6 +60,7 @@ class RunResult:
     principles: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float = 0.0
     train_seconds: float = 0.0
+    eval_seconds: float = 0.0
     tokens_per_s: float = 0.0
     n_params: int = 0
     state_size: int = 0

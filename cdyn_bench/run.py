@@ -165,7 +165,7 @@ def run(cfg: RunConfig, root: Path) -> RunResult:
                  "train_loss": last.get("train_loss", float("nan"))},
         history=outcome.history, steps=outcome.steps, diverged_at=outcome.diverged_at, stopped=outcome.stopped,
         grad_norm_max=outcome.grad_norm_max, divergence=outcome.divergence, principles=card_record(cfg),
-        wall_seconds=time.perf_counter() - start, train_seconds=outcome.train_seconds,
+        wall_seconds=time.perf_counter() - start, train_seconds=outcome.train_seconds, eval_seconds=outcome.eval_seconds,
         tokens_per_s=outcome.tokens / max(outcome.train_seconds, 1e-9),
         n_params=sum(p.numel() for p in model.parameters()), state_size=model.state_size(data.seq_len),
         forms=forms, form_versions=record.form_versions(forms),

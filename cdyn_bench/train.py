@@ -32,6 +32,7 @@ class TrainOutcome:
     history: list[dict] = field(default_factory=list)
     diverged_at: int | None = None
     train_seconds: float = 0.0
+    eval_seconds: float = 0.0  # of train_seconds, the validation passes (and their extremes probe) inside the loop
     tokens: int = 0
     grad_norm_max: float = 0.0
     divergence: dict | None = None
@@ -191,6 +192,7 @@ def train(model: nn.Module, data: TaskData, cfg: TrainConfig, device: torch.devi
                 "val_macro_accuracy": val["macro_accuracy"], "val_loss": val["loss"], "seconds": elapsed,
                 "grad_norm_max": window_grad_max, **as_json_numbers(extremes(model, probe)),
             })
+            outcome.eval_seconds += time.perf_counter() - start - elapsed
             losses, window_grad_max = [], 0.0
             if display is not None:
                 display.update(step, outcome.history[-1]["train_loss"], val["accuracy"], outcome.tokens / elapsed)

@@ -16,7 +16,7 @@ from cdyn_bench.run import run
 from helpers import BIN, TINY, cli_env, compose
 
 # Timings differ between any two runs; everything else in a record must not.
-TIMINGS = ("wall_seconds", "train_seconds", "tokens_per_s", "path", "skipped", "versions")
+TIMINGS = (*record.TIMING_FIELDS, *record.LOCAL_FIELDS, "versions")
 RUN = (*TINY, "train.max_steps=40", "train.eval_every=10", "train.checkpoint_every=10")
 
 

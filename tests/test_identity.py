@@ -211,6 +211,7 @@ def test_the_record_names_the_code_and_the_threads(tmp_path, monkeypatch):
     monkeypatch.setattr(cdyn_bench.run, "available_cores", lambda: 1)
     result = tiny_run(tmp_path, "train.num_threads=0")
     assert result.num_threads == 1 and torch.get_num_threads() == 1
+    assert 0 < result.eval_seconds < result.train_seconds  # two validation passes inside the loop
     assert {"cdyn_bench", "git_commit", "git_dirty", "torch"} <= set(result.versions)
     assert result.run_dir == f"runs/{Path(result.path).parent.name}"
     assert json.loads(Path(result.path).read_text())["config"]["task"]["power_a"] == 0.01
