@@ -5,9 +5,10 @@ model, loss and optimiser take one step on a fresh batch; the step is timed (fas
 warm-up), its matrix-multiply FLOPs are counted (mm, addmm, bmm, baddbmm, as dispatched; convolutions
 are left out: torch.utils.flop_counter counts a depthwise convolution's backward as dense), and the
 same matmuls, replayed alone at the same shapes, give the time the arithmetic needs (`floor ms`). A
-profile of a few steps names the five ops with the most self time. The validation pass cdyn-run makes
-every train.eval_every steps is timed too, as a share of training time. A digest of a few training steps
-from a fixed seed (the losses and the final parameters, bit for bit) says whether two codes compute the
+profile of a few steps names the five ops with the most self time. The median step is reported beside
+the fastest; what a whole run meets (fresh batches, schedule, bookkeeping) is scripts/bench_runs.py's.
+The validation pass cdyn-run makes every train.eval_every steps is timed too, as a share of training
+time. A digest of a few training steps from a fixed seed (the losses and the final parameters, bit for bit) says whether two codes compute the
 same numbers.
 
 With --baseline REV every cell is also measured on the code at git revision REV (checked out into a
@@ -170,15 +171,15 @@ def measure_cell(cfg, preset: str, size: str, budget_s: float, digest_only: bool
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    # The fastest step: on a shared machine, interference only ever adds time.
-    seconds = min(times)
+    # The fastest step: on a shared machine, interference only ever adds time; the median is what a run meets.
+    seconds, median = min(times), sorted(times)[len(times) // 2]
     calls = record_matmuls(step)
     start = time.perf_counter()
     evaluate(model, data.val, cfg.train.eval_batch_size, torch.device("cpu"))
     eval_s = time.perf_counter() - start
     training_s = cfg.train.eval_every * seconds
     return {"preset": preset, "size": size, "batch": inputs.shape[0], "seq_len": inputs.shape[1],
-            "ms_per_step": 1e3 * seconds, "tokens_per_s": inputs.numel() / seconds,
+            "ms_per_step": 1e3 * seconds, "median_ms": 1e3 * median, "tokens_per_s": inputs.numel() / seconds,
             "matmul_gflop": sum(matmul_flops(n, s) for n, s in calls) / 1e9,
             "floor_ms": 1e3 * replay_seconds(calls), "eval_pct": 100 * eval_s / (eval_s + training_s),
             "top_ops": top_ops(step), "digest": digest}
@@ -249,7 +250,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         "# Training steps: every preset at the experiment sizes",
         "",
         f"One full step (forward, backward, clip, AdamW) of cdyn-run's model on a fresh batch, fp32, "
-        f"{args.threads} threads, {platform.machine()}, fastest of the repeats (interference on a shared machine only adds time); `floor ms`: the step's matmuls "
+        f"{args.threads} threads, {platform.machine()}, fastest of the repeats (interference on a shared machine only adds time; `median_ms` the median repeat); `floor ms`: the step's matmuls "
         "alone at the same shapes; `eval %`: the validation pass every train.eval_every steps as a share "
         "of training time; `same numbers`: five training steps from seed 0 give bit-identical losses and "
         "parameters before and after. Produced by `scripts/bench_train.py"
@@ -273,7 +274,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         wide["same numbers"] = (digests["before"] == digests["after"]).map({True: "yes", False: "no"})
         lines += ["## ms per step, before and after", "", wide.round(2).to_markdown(), ""]
     for code, part in df.groupby("code", sort=False):
-        shown = part[["size", "preset", "batch", "seq_len", "ms_per_step", "tokens_per_s", "matmul_gflop",
+        shown = part[["size", "preset", "batch", "seq_len", "ms_per_step", "median_ms", "tokens_per_s", "matmul_gflop",
                       "floor_ms", "floor_pct", "eval_pct", "top_ops"]].round(2)
         lines += [f"## {code}", "", shown.to_markdown(index=False), ""]
     (OUT / f"{args.name}.md").write_text("\n".join(lines))
