@@ -8,8 +8,8 @@ same matmuls, replayed alone at the same shapes, give the time the arithmetic ne
 profile of a few steps names the five ops with the most self time. The median step is reported beside
 the fastest; what a whole run meets (fresh batches, schedule, bookkeeping) is scripts/bench_runs.py's.
 The validation pass cdyn-run makes every train.eval_every steps is timed too, as a share of training
-time. A digest of a few training steps from a fixed seed (the losses and the final parameters, bit for bit) says whether two codes compute the
-same numbers.
+time. A digest of a few training steps from a fixed seed (the losses and the final parameters, bit for
+bit) says whether two codes compute the same numbers.
 
 With --baseline REV every cell is also measured on the code at git revision REV (checked out into a
 temporary folder and imported from there), before and after in turn, so both come from one run of
