@@ -40,8 +40,6 @@ def state_forms(mixer_cfg) -> list[str]:
     """The forms that can compute a linear-readout mixer: every one, the scan only for A without a Householder part."""
     from cdyn_bench.mixer.evolutions import evolution
 
-    if mixer_cfg.householders > 1:  # a product of Householders per token: not the chunked form
-        return ["quadratic", "recurrent"]
     return ["quadratic", "recurrent", "chunked"] + ([] if evolution(mixer_cfg.A).householder else ["scan"])
 
 

@@ -251,8 +251,10 @@ def test_a_product_of_householders_is_the_recurrence_with_its_matrices_written_o
             S = a[:, t, :, None, None] * matrices[:, t] @ S + b[:, t, :, :, None] * v[:, t, :, None, :]
             ys.append(torch.einsum("bhn,bhnd->bhd", q[:, t], S))
         expected = torch.stack(ys, 1)
-        for form in ("quadratic", "recurrent"):
+        for form in ("quadratic", "recurrent", "chunked"):
             assert_close(form, expected, FORMS[form](q, b, v, evolution, "identity", "one", eta), 1e-10)
+        # Chunks of 4 sub-steps round up to 6 (two tokens of 3 factors): five chunks, whole tokens each.
+        assert_close("chunks", expected, FORMS["chunked"](q, b, v, evolution, "identity", "one", eta, chunk_size=4), 1e-10)
 
 
 @pytest.mark.parametrize("knobs", [("A=householder", "b=beta_key", "beta_max=2"), ("A=gated_householder", "b=key"),
@@ -267,12 +269,23 @@ def test_every_form_and_the_stream_compute_a_product_of_householders(knobs):
         check_streaming(cfg.model)
 
 
+@pytest.mark.parametrize("knobs", [("A=gated_householder", "b=input_gate_key", "eta=mlstm", "householders=3"),
+                                   ("A=householder", "b=beta_key", "beta_max=2", "eta=learned", "householders=2")],
+                         ids="-".join)
+def test_the_chunked_product_keeps_the_row_scales_of_the_normalisers(knobs):
+    # Its sub-steps without input must not enter a row's scale m (mLSTM's floor exp(-m) reads it).
+    cfg = compose("model.d_model=8", "model.mixer.n_heads=2", "model.mixer.head_dim=4", "model.mixer.normalize_k=true",
+                  *(f"model.mixer.{k}" for k in knobs))
+    for T in (7, 64):
+        check_forms(cfg.model.mixer, 8, T, ["chunked"])
+
+
 def test_a_product_of_householders_is_refused_where_it_cannot_run_and_hashes_as_before_at_one():
     assert compose("model=deltanet", "model.mixer.householders=2").model.mixer.resolved_form() == "recurrent"
     assert "householders" in compose("model=deltanet").model.mixer.inactive()
     assert "householders" not in compose("model=deltanet", "model.mixer.householders=2").model.mixer.inactive()
-    for overrides, says in [(("model=deltanet", "model.mixer.householders=2", "model.mixer.form=chunked"),
-                             "model.mixer.form=chunked takes one Householder factor per token"),
+    for overrides, says in [(("model=deltanet", "model.mixer.householders=2", "model.mixer.form=scan"),
+                             "model.mixer.form=scan needs an elementwise A"),
                             (("model=gated", "model.mixer.householders=2"), "model.mixer.householders=2 multiplies"),
                             (("model=deltanet", "model.mixer.householders=0"), "need 1 <= householders <= 16")]:
         with pytest.raises(ConfigError, match=says) as err:

@@ -174,12 +174,16 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
 
     initial: the state to continue from (State; default empty); with return_state, (y, final State).
     """
+    if evolution.householder and evolution.beta.dim() == 4:
+        return householder_product(q, b, v, evolution, phi, eta, eta_learned, chunk_size, initial, return_state)
     T, C = q.shape[1], chunk_size
     stabilise = eta in STABILISED
     # The diagonal form steps inside the chunk and needs the pairwise log weights only for the row scales.
     ls, li, lw = chunk_log_weights(evolution, q, C, weights=evolution.diagonal is None or stabilise)
     cs = ls.cumsum(-1)
-    rho = lw.amax(-1).detach() if stabilise and lw is not None else torch.zeros_like(cs)
+    # A row that no input reaches (every lw_is -inf: the sub-steps before a token's last, householder_product)
+    # gets row scale 0, so that no exp(-inf - -inf) forms; its output is zero at any scale.
+    rho = lw.amax(-1).detach().nan_to_num(neginf=0.0) if stabilise and lw is not None else torch.zeros_like(cs)
     qc, bc, vc = to_chunks(q, C), to_chunks(b, C), to_chunks(augment(v, eta), C)
     # One chunk with no state entering it and none asked for: its output is the intra part at row
     # scale rho (what combine gives with an empty state), and the state parts are not formed.
@@ -208,3 +212,33 @@ def chunked(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta
     s_in, m_in, final = entering_states(u, cs[..., -1], log_carry, rho[..., -1], stabilise, initial)
     y, m = combine(y_intra, q_in, s_in, m_in, cs, rho, stabilise)
     return output(y, m, final)
+
+
+def householder_product(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, eta: str,
+                        eta_learned: Tensor | None, chunk_size: int, initial: State | None,
+                        return_state: bool) -> Tensor | tuple[Tensor, State]:
+    """The chunked form of A_t = a_t H_{t,h} ... H_{t,1}, a product of h Householders per token (beta (B, T, H, h),
+    direction (B, T, H, h, n)), as h sub-steps of one Householder each (DeltaProduct's construction): sub-step m
+    of token t applies H_{t,m}, the first also a_t; only the last takes the input b_t v_t^T (the input gate
+    there, -inf log gate on the others, so no row scale sees them) and reads q_t. Chunks hold whole tokens:
+    chunk_size sub-steps, rounded up to a multiple of h.
+    """
+    B, T, H, h = evolution.beta.shape
+
+    def spread(x: Tensor, last: bool = True, fill: float = 0.0) -> Tensor:
+        """(B, T, H, ...) -> (B, T h, H, ...): x at each token's last (or first) sub-step, `fill` at the others."""
+        others = [torch.full_like(x, fill)] * (h - 1)
+        return torch.stack(others + [x] if last else [x] + others, dim=2).flatten(1, 2)
+
+    log_i = evolution.log_i if evolution.log_i is not None else q.new_zeros(B, T, H)
+    steps = Evolution(
+        log_a=spread(evolution.scalar, last=False) if evolution.scalar is not None else None,
+        beta=evolution.beta.movedim(3, 2).flatten(1, 2), direction=evolution.direction.movedim(3, 2).flatten(1, 2),
+        log_i=spread(log_i, fill=float("-inf")),
+    )
+    learned = spread(eta_learned, fill=1.0) if eta_learned is not None else None
+    out = chunked(spread(q), spread(b), spread(v), steps, phi, eta, learned, -(-chunk_size // h) * h, initial,
+                  return_state)
+    y, final = out if return_state else (out, None)
+    y = y[:, h - 1::h]
+    return (y, final) if return_state else y
