@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import PRESETS, TINY, compose  # noqa: E402
+from test_tasks import SMALL  # noqa: E402  (small settings of every task: its first examples are pinned)
 
 from cdyn_bench import FORM_VERSIONS, NUMERICS_VERSION  # noqa: E402
 from cdyn_bench.mixer.forms import FORMS  # noqa: E402
@@ -30,20 +31,6 @@ from cdyn_bench.tasks import TASKS  # noqa: E402
 PINS = Path(__file__).parent / "data" / "pinned.json"
 TOLERANCE = 1e-10
 VOCAB, T = 12, 10
-# Small settings of every task (the first examples' digest is pinned).
-SMALL = {
-    "mqar": dict(vocab_size=64, seq_len=32, num_kv_pairs=4),
-    "icr": dict(vocab_size=16, seq_len=32),
-    "noisy_icr": dict(vocab_size=32, seq_len=32, noise_vocab_size=16, frac_noise=0.4),
-    "fuzzy_icr": dict(vocab_size=16, seq_len=48),
-    "selective_copy": dict(vocab_size=16, seq_len=40, num_tokens_to_copy=8),
-    "compression": dict(vocab_size=16, seq_len=16),
-    "memorization": dict(vocab_size=32, seq_len=16),
-    "parity": dict(seq_len=24, test_seq_len=48),
-    "modular_sum": dict(modulus=5, seq_len=24, test_seq_len=48),
-    "group_word": dict(group="S5", seq_len=24, test_seq_len=48),
-    "text": dict(seq_len=24),
-}
 # The training pin: TINY's run in float64, the mixer in its chunked form over more than one chunk.
 TRAINED = ("gated", "deltanet", "softmax")
 
