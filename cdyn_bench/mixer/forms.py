@@ -179,17 +179,29 @@ def step_scales(log_decay: Tensor | None, log_gain: Tensor | None, m: Tensor,
     return torch.exp(m + log_decay - m_new), torch.exp(log_gain - m_new), m_new
 
 
+def compact_wy(beta: Tensor, direction: Tensor) -> tuple[Tensor, Tensor]:
+    """U, W (..., n, h) with H_h ... H_1 = I - U W^T for H_m = I - beta_m k_m k_m^T (beta (..., h), direction
+    (..., h, n)), the compact WY form of a product of Householders, for all steps at once: multiplying
+    I - U W^T on the left by H_m appends beta_m k_m to U and k_m - W U^T k_m to W."""
+    U = W = None
+    for beta_m, k_m in factors(beta, direction, product=True):
+        w_m = k_m if U is None else k_m - (W @ (U.transpose(-1, -2) @ k_m[..., None]))[..., 0]
+        u_m = beta_m[..., None] * k_m
+        U = u_m[..., None] if U is None else torch.cat([U, u_m[..., None]], -1)
+        W = w_m[..., None] if W is None else torch.cat([W, w_m[..., None]], -1)
+    return U, W
+
+
 def transition(S: Tensor, log_d: Tensor | None, beta: Tensor | None, k: Tensor | None) -> Tensor:
-    """A'_t S for the state S (B, H, n, dv): the diagonal part exp(log_d) (B, H, n) or the Householder
-    part I - beta k k^T (beta (B, H), k (B, H, n)) of A_t."""
+    """A'_t S for the state S (B, H, n, dv): the diagonal part exp(log_d) (B, H, n), the Householder
+    part I - beta k k^T (beta (B, H), k (B, H, n)) of A_t, or a product of Householders in its compact WY form
+    I - U W^T (`compact_wy`: beta = U and k = W, both (B, H, n, h))."""
     if log_d is not None:
         return torch.exp(log_d)[..., None] * S
     if beta is None:
         return S
-    if k.dim() == 4:  # a product of Householders (beta (B, H, h), k (B, H, h, n)): H_1 acts first
-        for beta_m, k_m in factors(beta, k, product=True):
-            S = transition(S, None, beta_m, k_m)
-        return S
+    if k.dim() == 4:
+        return S - beta @ (k.transpose(-1, -2) @ S)
     kS = torch.einsum("bhn,bhnd->bhd", k, S)
     return S - beta[..., None, None] * k[..., None] * kS[..., None, :]
 
@@ -212,8 +224,11 @@ def recurrent(q: Tensor, b: Tensor, v: Tensor, evolution: Evolution, phi: str, e
     S, m = initial if initial is not None else empty_state(q, v.shape[-1], eta)
     v = augment(v, eta)
     T = q.shape[1]
+    beta, direction = evolution.beta, evolution.direction
+    if evolution.householder and beta.dim() == 4:  # a product of Householders: two matrix products a step
+        beta, direction = compact_wy(beta, direction)
     per_step = zip(steps(q, T), steps(b, T), steps(v, T), steps(evolution.scalar, T), steps(evolution.log_i, T),
-                   steps(evolution.diagonal, T), steps(evolution.beta, T), steps(evolution.direction, T))
+                   steps(evolution.diagonal, T), steps(beta, T), steps(direction, T))
     ys, ms = [], []
     for q_t, b_t, v_t, log_a, log_i, log_d, beta, k in per_step:
         decay, gain, m = step_scales(log_a, log_i, m, stabilise)
