@@ -140,7 +140,8 @@ def judge_cell(lrs: pd.DataFrame, runs: pd.DataFrame, rule: SearchRule) -> dict:
     out = {"best_lr": best[LR], "best_val": best["val"], "cap": best["cap"], "lr_grid": "/".join(f"{v:g}" for v in grid),
            "steps_to_target_median": float(reached.median()) if reached.notna().any() else math.nan,
            "n_reached": int(reached.notna().sum()), "lr_edge": False, "at_cap": False, "edge_side": None}
-    if best["val"] >= rule.target:
+    # A cell every run of which diverged has no better lr to point at (every lr scores -inf): not an edge.
+    if best["val"] >= rule.target or best["val"] == -math.inf:
         return out
     if len(grid) == 1 or at in (0, len(grid) - 1):
         neighbour = lrs.iloc[1 if at == 0 else len(grid) - 2]["val"] if len(grid) > 1 else -math.inf

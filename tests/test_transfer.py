@@ -39,3 +39,14 @@ def test_diverged_arms_and_rows_that_expected_no_difference():
     assert verdict([2.40, 2.60, 2.50], [2.45, 2.55, 2.52], equal) == "yes: no clear difference on text"
     assert verdict([2.40, 2.41, 2.42], [2.80, 2.81, 2.79], equal) == "no: eta=sum better on text"
     assert verdict([2.4], [2.5]) == "not run yet (1 and 1 seeds)"
+
+
+def test_arms_judged_at_different_caps_say_so():
+    df, flags = runs([2.40, 2.41, 2.42], [2.80, 2.81, 2.79])
+    df["train.lr"] = 0.01
+    df["train.max_steps"] = [600] * 3 + [1800] * 3
+    row = compare_row(ROW, df, flags)
+    assert (row["point favoured"], row["point other"]) == ("lr 0.01, 600 steps", "lr 0.01, 1,800 steps")
+    assert row["carries over"] == "yes (at unequal steps)"
+    df["train.max_steps"] = 600
+    assert compare_row(ROW, df, flags)["carries over"] == "yes"

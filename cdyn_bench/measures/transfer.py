@@ -63,8 +63,15 @@ ROWS = [
         "unnormalised, 1.05 I fails where A = I learns",
         {"model.mixer.A": "fixed", "model.mixer.eta": "one"}),
 ]
-COLUMNS = ["finding", "synthetic verdict", "favoured arm", "other arm", "bits favoured", "bits other", "seeds favoured",
-           "seeds other", "difference", "p", "interval", "carries over", "search"]
+COLUMNS = ["finding", "synthetic verdict", "favoured arm", "other arm", "point favoured", "point other", "bits favoured",
+           "bits other", "seeds favoured", "seeds other", "difference", "p", "interval", "carries over", "search"]
+
+
+def point(arm: pd.DataFrame) -> str:
+    """Where an arm was judged: its chosen lr and step cap ('lr 0.01, 600 steps')."""
+    if arm.empty or search.LR not in arm or search.CAP not in arm:
+        return "-"
+    return f"lr {arm[search.LR].iloc[0]:g}, {int(arm[search.CAP].max()):,} steps"
 
 
 def chosen(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -95,7 +102,11 @@ def compare_row(row: Row, runs: pd.DataFrame, flags: pd.DataFrame) -> dict:
     arms = {v: runs[matching(runs, {**where, row.arm: v})].sort_values("seed") for v in (row.favoured, row.other)}
     a, b = (arms[v]["test_bits_per_char"].to_numpy(float) for v in (row.favoured, row.other))
     out = {"finding": row.finding, "synthetic verdict": row.synthetic, "favoured arm": f"{row.arm.split('.')[-1]}="
-           f"{row.favoured}", "other arm": f"{row.arm.split('.')[-1]}={row.other}"}
+           f"{row.favoured}", "other arm": f"{row.arm.split('.')[-1]}={row.other}",
+           "point favoured": point(arms[row.favoured]), "point other": point(arms[row.other])}
+    # The search extends each cell on its own: two arms judged at different caps did not train alike.
+    caps = [arm[search.CAP].max() for arm in arms.values() if search.CAP in arm and not arm.empty]
+    unequal = " (at unequal steps)" if len(set(caps)) > 1 else ""
     if len(a) < 2 or len(b) < 2:
         return {**out, "carries over": f"not run yet ({len(a)} and {len(b)} seeds)"}
     diverged = [int(np.isnan(x).sum()) for x in (a, b)]  # a diverged run has no test bits
@@ -114,6 +125,7 @@ def compare_row(row: Row, runs: pd.DataFrame, flags: pd.DataFrame) -> dict:
                    f"no: {out['favoured arm'] if b.mean() > a.mean() else out['other arm']} better on text")
     else:
         verdict = "no clear difference on text" if not clear else "yes" if b.mean() > a.mean() else "reversed"
+    verdict += unequal
     return {**out, "bits favoured": a.mean(), "bits other": b.mean(), "seeds favoured": " ".join(f"{x:.3f}" for x in a),
             "seeds other": " ".join(f"{x:.3f}" for x in b), "difference": b.mean() - a.mean(), "p": p,
             "interval": f"[{low:.3f}, {high:.3f}]", "carries over": verdict, "search": search_marks(flags, where, row)}
@@ -171,7 +183,9 @@ def write(folder: Path) -> Path:
         "(lower is better). `difference` = bits of the other arm minus bits of the arm the synthetic verdict "
         "favours (positive: the favoured arm is better on text); p: Welch's t over seeds; interval: bootstrap 95% "
         "of the difference; `search`: a flag of the search rule on either arm (lr at a grid edge, still learning "
-        "at the cap). Written by cdyn_bench.measures.transfer.",
+        "at the cap); `point`: the lr and step cap each arm is judged at. The search extends each arm on its own, "
+        "so two arms can be judged at different caps: such a row says \"at unequal steps\", and its verdict waits "
+        "for the search to bring both to a common cap. Written by cdyn_bench.measures.transfer.",
         "",
         shown.to_markdown(index=False),
         "",
