@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import OUT, PRESETS, SIZES  # noqa: E402
+from bench_train import OUT, PRESETS, SIZES, over_softmax, preset_report  # noqa: E402
 
 from cdyn_bench.compose import compose  # noqa: E402
 from cdyn_bench.run import run  # noqa: E402
@@ -42,12 +42,12 @@ def measure(presets: list[str], sizes: list[str], steps: int, threads: int, out_
             tokens = result.tokens_per_s * result.train_seconds
             rows.append({"size": size, "preset": preset, "steps": result.steps, "train_s": result.train_seconds,
                          "eval_s": result.eval_seconds, "ms_per_step": 1e3 * step_s,
-                         "tokens_per_s": tokens / (step_s * result.steps), "eval_pct": 100 * result.eval_seconds / result.train_seconds,
+                         "tokens_per_s": tokens / (result.train_seconds - result.eval_seconds),
+                         "eval_pct": 100 * result.eval_seconds / result.train_seconds,
                          "eval_every": cfg.train.eval_every})
             print(f"{size:10s} {preset:16s} {rows[-1]['ms_per_step']:8.1f} ms a step", file=sys.stderr)
     df = pd.DataFrame(rows)
-    softmax = df[df["preset"] == "softmax"].set_index("size")["ms_per_step"]
-    df["ratio"] = df["ms_per_step"] / df["size"].map(softmax)
+    df["ratio"] = over_softmax(df, "ms_per_step")
     return df
 
 
@@ -55,26 +55,15 @@ def write(df: pd.DataFrame, args: argparse.Namespace) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     df.to_csv(OUT / f"{args.name}.csv", index=False)
     ratios = df.pivot(index="preset", columns="size", values="ratio")[list(dict.fromkeys(df["size"]))]
-    lines = [
-        "# Training through cdyn-run: every preset at the experiment sizes",
-        "",
-        f"Each preset trained by the runner for {args.steps} steps (no early stop), all presets one after another in "
-        f"one process, fp32, {args.threads} threads, {platform.machine()}; `ms_per_step` = (train_seconds - "
-        "eval_seconds) / steps from its record (fresh batches, schedule and bookkeeping included, validation passes "
-        "left out); `ratio` = that over softmax's at the same size; `eval %` = the validation passes' share of the "
-        "loop at the size's eval_every. Produced by `python " + " ".join(["scripts/bench_runs.py", *sys.argv[1:]]) + "`.",
-        "",
-        "## Step time over softmax's",
-        "",
-        ratios.round(2).to_markdown(),
-        "",
-        "## Every run",
-        "",
-        df.round({"train_s": 1, "eval_s": 1, "ms_per_step": 1, "tokens_per_s": 0, "eval_pct": 1, "ratio": 2})
-          .to_markdown(index=False),
-        "",
-    ]
-    (OUT / f"{args.name}.md").write_text("\n".join(lines))
+    text = (f"Each preset trained by the runner for {args.steps} steps (no early stop), all presets one after another "
+            f"in one process, fp32, {args.threads} threads, {platform.machine()}; `ms_per_step` = (train_seconds - "
+            "eval_seconds) / steps from its record (fresh batches, schedule and bookkeeping included, validation "
+            "passes left out); `ratio` = that over softmax's at the same size; `eval %` = the validation passes' share "
+            "of the loop at the size's eval_every. Produced by `python "
+            + " ".join(["scripts/bench_runs.py", *sys.argv[1:]]) + "`.")
+    rows = df.round({"train_s": 1, "eval_s": 1, "ms_per_step": 1, "tokens_per_s": 0, "eval_pct": 1, "ratio": 2})
+    preset_report(OUT / f"{args.name}.md", "Training through cdyn-run: every preset at the experiment sizes", text,
+                  "Step time over softmax's", ratios, "Every run", rows)
     print(f"wrote {OUT / args.name}.csv and .md", file=sys.stderr)
 
 

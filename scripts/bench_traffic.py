@@ -24,7 +24,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import MATMULS, OUT, PRESETS, SIZES, matmul_flops, setup, training_step  # noqa: E402
+from bench_train import MATMULS, OUT, PRESETS, SIZES, matmul_flops, over_softmax, preset_report, setup, training_step  # noqa: E402,E501
 
 from cdyn_bench.compose import compose  # noqa: E402
 from cdyn_bench.data import to_tensors  # noqa: E402
@@ -93,31 +93,17 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = [measure(p, s) for s in args.sizes for p in args.presets]
     df = pd.DataFrame(rows)
-    for column, ratio in (("moved_gb", "traffic / softmax"), ("matmul_gflop", "flops / softmax")):
-        softmax = df[df["preset"] == "softmax"].set_index("size")[column]
-        df[ratio] = df[column] / df["size"].map(softmax)
+    df["traffic / softmax"], df["flops / softmax"] = over_softmax(df, "moved_gb"), over_softmax(df, "matmul_gflop")
     OUT.mkdir(parents=True, exist_ok=True)
     df.round(4).to_csv(OUT / f"{args.name}.csv", index=False)
     wide = df.pivot(index="preset", columns="size", values="traffic / softmax")[list(dict.fromkeys(df["size"]))]
-    lines = [
-        "# Bytes a training step moves, and its matmul FLOPs",
-        "",
-        "One training step (forward, backward, clip, AdamW) of cdyn-run's model at each size, fp32: `moved_gb` the "
-        "bytes every dispatched op reads and writes (views left out), `matmul_gflop` its matmuls' FLOPs, "
-        "`flop_per_byte` their ratio, `top_ops` the ops that move the most. Counts, not timings: the same on any "
-        "machine. Produced by `python " + " ".join(["scripts/bench_traffic.py", *sys.argv[1:]]) + "`.",
-        "",
-        "## Traffic over softmax's",
-        "",
-        wide.round(2).to_markdown(),
-        "",
-        "## Every cell",
-        "",
-        df.round({"moved_gb": 3, "matmul_gflop": 3, "flop_per_byte": 2, "traffic / softmax": 2,
-                  "flops / softmax": 2}).to_markdown(index=False),
-        "",
-    ]
-    (OUT / f"{args.name}.md").write_text("\n".join(lines))
+    text = ("One training step (forward, backward, clip, AdamW) of cdyn-run's model at each size, fp32: `moved_gb` the "
+            "bytes every dispatched op reads and writes (views left out), `matmul_gflop` its matmuls' FLOPs, "
+            "`flop_per_byte` their ratio, `top_ops` the ops that move the most. Counts, not timings: the same on any "
+            "machine. Produced by `python " + " ".join(["scripts/bench_traffic.py", *sys.argv[1:]]) + "`.")
+    rows = df.round({"moved_gb": 3, "matmul_gflop": 3, "flop_per_byte": 2, "traffic / softmax": 2, "flops / softmax": 2})
+    preset_report(OUT / f"{args.name}.md", "Bytes a training step moves, and its matmul FLOPs", text,
+                  "Traffic over softmax's", wide, "Every cell", rows)
     print(f"wrote {OUT / args.name}.csv and .md", file=sys.stderr)
 
 

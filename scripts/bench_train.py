@@ -185,6 +185,19 @@ def measure_cell(cfg, preset: str, size: str, budget_s: float, digest_only: bool
             "top_ops": top_ops(step), "digest": digest}
 
 
+def over_softmax(df, column: str):
+    """df[column] over softmax's value at the same size (rows with columns size, preset)."""
+    softmax = df[df["preset"] == "softmax"].set_index("size")[column]
+    return df[column] / df["size"].map(softmax)
+
+
+def preset_report(path: Path, title: str, text: str, wide_title: str, wide, rows_title: str, rows) -> None:
+    """A benchmark's markdown: its title and description, a presets x sizes table, and every row."""
+    lines = [f"# {title}", "", text, "", f"## {wide_title}", "", wide.round(2).to_markdown(), "",
+             f"## {rows_title}", "", rows.to_markdown(index=False), ""]
+    path.write_text("\n".join(lines))
+
+
 def configs(presets: list[str], sizes: list[str], records: list[str]):
     """(cfg, preset, size) of every preset at every size, or of every run record (result.json) as cdyn-run
     would train it, labelled by its folder name and 'record'."""
