@@ -58,10 +58,11 @@ def run_sweep(sweep: str, root: Path, overrides: list[str], reuse: list[str]) ->
         "progress=false", "wandb=disabled", *([f"reuse=[{','.join(donors)}]"] if donors else []), *overrides])
 
 
-def run_search(name: str, root: Path, jobs: int) -> None:
-    """Extend a finding's flagged cells by its experiments' search rule (one rule for all its sweeps)."""
+def run_search(name: str, root: Path, jobs: int, plan_only: bool = False) -> None:
+    """Extend a finding's flagged cells by its experiments' search rule (one rule for all its sweeps); with
+    `plan_only`, print what its next round would train instead."""
     from cdyn_bench.compose import compose
-    from cdyn_bench.search_runs import extend
+    from cdyn_bench.search_runs import extend, plan
 
     finding = FINDINGS[name]
     rules = {sweep: compose(f"+experiment={sweep}").search for sweep in finding.sweeps + finding.extended}
@@ -71,6 +72,10 @@ def run_search(name: str, root: Path, jobs: int) -> None:
     if rule.max_rounds == 0:
         return
     dirs = [records(root, s) for s in finding.sweeps + finding.extended if records(root, s).is_dir()]
+    if plan_only:
+        for line in plan(dirs, records(root, search_folder(name)), rule, jobs):
+            print(f"search {name}: {line}", flush=True)
+        return
     start = time.perf_counter()
     trained = extend(dirs, records(root, search_folder(name)), rule, jobs=jobs, log=lambda line: print(line, flush=True))
     print(f"search {name}: {trained} runs in {time.perf_counter() - start:.0f} s", flush=True)
@@ -132,6 +137,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--search", action="store_true",
                    help="extend the cells whose verdict rests on the search by the experiments' search rule "
                         "(cdyn_bench.search), into results/<folder>/<finding>_search")
+    p.add_argument("--plan", action="store_true",
+                   help="with --search: print each finding's next search round (runs per lr and step cap, an "
+                        "estimate of its time) and train nothing")
     p.add_argument("--jobs", type=int, default=2, help="parallel training processes of --search (default: 2)")
     p.add_argument("--root", type=Path, help="where the findings/ and principles/ folders go (default: results; "
                                              "outputs/quick with --quick)")
@@ -143,8 +151,15 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [f for f in args.findings if f not in FINDINGS]
     if unknown:
         parser().error(f"finding {unknown[0]!r}: allowed: {', '.join(FINDINGS)}")
+    if args.plan and not args.search:
+        parser().error("--plan: only with --search (it prints the search's next round)")
     base = (args.root or Path("outputs/quick" if args.quick else "results")).resolve()
     start = time.perf_counter()
+    if args.plan:
+        for name in args.findings or list(FINDINGS):
+            if FINDINGS[name].sweeps:
+                run_search(name, base / FINDINGS[name].folder, args.jobs, plan_only=True)
+        return
     for name in args.findings or list(FINDINGS):
         finding = FINDINGS[name]
         root = base / finding.folder

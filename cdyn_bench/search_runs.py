@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -32,16 +33,38 @@ def train_one(job: tuple[str, dict[str, float], str]) -> str:
         return f"error: {type(err).__name__}: {err}".splitlines()[0]
 
 
+def next_round(dirs: list, out) -> tuple:
+    """(the records under `dirs` and `out`, their cell columns)."""
+    df, problems = table.load([*map(Path, dirs), Path(out)])
+    return df, problems, cell_columns(df, table.config_columns(df), table.NOT_CELL_KEYS)
+
+
+def plan(dirs: list, out, rule: SearchRule, jobs: int = 2) -> list[str]:
+    """What the next round would train, without training: its runs per (lr, step cap) and an estimate of its time,
+    each run's template record's wall seconds scaled by the ratio of the step caps, over `jobs` workers (the
+    plateau stop can end a run sooner). Only the next round can be known: later ones depend on its results."""
+    df, _, cell = next_round(dirs, out)
+    if df.empty:
+        return ["next round: none yet (no records: the grid runs first)"]
+    todo = extensions(df, cell, rule)
+    if not todo:
+        return ["next round: none (no flagged cell the rule can extend)"]
+    records = df.set_index("path")
+    seconds = sum(records.at[path, "wall_seconds"] * point[CAP] / records.at[path, CAP] for path, point in todo)
+    counts = Counter((point[LR], int(point[CAP])) for _, point in todo)
+    return [f"next round: {len(todo)} runs, about {seconds / jobs / 60:.0f} min on {jobs} workers",
+            *(f"  lr {lr:g}, {cap:,} steps: {n} runs" for (lr, cap), n in sorted(counts.items()))]
+
+
 def extend(dirs: list, out, rule: SearchRule, jobs: int = 2, log=print) -> int:
     """Apply the rule to the records under `dirs` and `out` until no cell gets a new point (or max_rounds);
     new records go to `out`/cells. Returns the number of runs trained. Resumable: a point whose record
     exists is not trained again (cdyn_bench.run skips it)."""
     out, trained, done = Path(out), 0, set()
     for round_ in range(1, rule.max_rounds + 1):
-        df, problems = table.load([*map(Path, dirs), out])
+        df, problems, cell = next_round(dirs, out)
         for line in problems:
             log(f"warning: {line}")
-        cell = cell_columns(df, table.config_columns(df), table.NOT_CELL_KEYS)
         todo = [(path, point, str(out)) for path, point in extensions(df, cell, rule)]
         todo = [job for job in todo if (job[0], tuple(sorted(job[1].items()))) not in done]
         if not todo:

@@ -135,10 +135,14 @@ def test_an_extension_trains_the_next_points_once_and_resumes_without_retraining
     cell = search.cell_columns(df, [c for c in df.columns if "." in c], ["seed"])
     planned = search.extensions(df, cell, rule)
     assert planned and all(point[search.PATIENCE] == rule.patience for _, point in planned)
+    said = search_runs.plan([tmp_path / "base"], tmp_path / "ext", rule, jobs=1)
+    assert said[0].startswith(f"next round: {len(planned)} runs, about ") and not (tmp_path / "ext").exists()
+    assert sum(int(line.split(": ")[1].split()[0]) for line in said[1:]) == len(planned)
     assert search_runs.extend([tmp_path / "base"], tmp_path / "ext", rule, jobs=1, log=lambda line: None) == len(planned)
     added = load([tmp_path / "ext"])[0]
     assert len(added) == len(planned) and (added["train.patience"] == rule.patience).all()
     assert search_runs.extend([tmp_path / "base"], tmp_path / "ext", rule, jobs=1, log=lambda line: None) == 0
+    assert search_runs.plan([tmp_path / "base"], tmp_path / "ext", rule) == ["next round: none (no flagged cell the rule can extend)"]
 
 
 def test_every_findings_and_principles_experiment_carries_the_standard_rule():
