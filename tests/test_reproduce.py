@@ -139,3 +139,12 @@ def test_depth_at_two_blocks_is_the_config_of_the_experiment_it_reuses(cell):
 def test_a_full_experiment_inherits_its_base_or_says_why_not(name):
     base, text = name.removesuffix("_full"), (ROOT / "conf" / "experiment" / f"{name}.yaml").read_text()
     assert f"defaults:\n  - {base}\n" in text or f"Not inherited from {base}.yaml" in text
+
+
+def test_plan_prints_the_next_search_round_and_trains_nothing(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(reproduce, "run_sweep", lambda *args: pytest.fail("--plan trained"))
+    reproduce.main(["state_tracking", "--search", "--plan", "--root", str(tmp_path)])
+    assert capsys.readouterr().out == "search state_tracking: next round: none yet (no records: the grid runs first)\n"
+    with pytest.raises(SystemExit) as err:
+        reproduce.main(["--plan"])
+    assert err.value.code == 2 and "--plan: only with --search" in capsys.readouterr().err
