@@ -40,8 +40,9 @@ class RunResult:
     moved with its sweep. grad_norm_max: the largest gradient norm (before clipping) of the finite steps;
     divergence: at the diverging step, its loss, gradient norm and the model's extremes
     (cdyn_bench.mixer.introspect.EXTREMES), None for a completed run. principles: the principle card's
-    predictions for the config (cdyn_bench.principles), made before training. numerics_version is cdyn_bench.NUMERICS_VERSION of the code that ran it,
-    form_versions the FORM_VERSIONS of its forms ({} in records written before they were recorded: all at 1).
+    predictions for the config (cdyn_bench.principles), made before training. numerics_version is
+    cdyn_bench.NUMERICS_VERSION of the code that ran it, form_versions the FORM_VERSIONS of its forms ({} in
+    records written before they were recorded: all at 1). eval_seconds: of train_seconds, the validation passes.
     stopped: why training ended (cap, target, plateau, diverged; "" in records written before it was recorded).
     reused_from: the folder of the record this one was copied from (the run key `reuse`), "" for a run trained here.
     """
@@ -136,7 +137,8 @@ def read_result(path: Path) -> RunResult:
     wrong += ["history"] if not wrong and not all(isinstance(row, dict) and number(row.get("step", 0))
                                                  for row in result.history) else []
     wrong += ["forms"] if not wrong and not all(isinstance(form, str) for form in result.forms) else []
-    wrong += ["form_versions"] if not wrong and not all(isinstance(v, int) for v in result.form_versions.values()) else []
+    versions = result.form_versions.values() if not wrong else []
+    wrong += ["form_versions"] if not all(isinstance(v, int) for v in versions) else []
     wrong += ["divergence"] if not isinstance(result.divergence, (dict, type(None))) else []
     if wrong:
         raise ValueError(f"{path}: not a valid run record ({wrong[0]} of the wrong type or shape)")

@@ -104,7 +104,8 @@ def pooled(df: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in RUN_COLUMNS + STAMP + METRICS + SELECTIVITY + LAST + BITS + list(EXTREMES) + ["history"]]
+    outputs = RUN_COLUMNS + STAMP + METRICS + SELECTIVITY + LAST + BITS + list(EXTREMES) + ["history"]
+    return [c for c in df.columns if c not in outputs]
 
 
 def implied(df: pd.DataFrame, column: str, swept: list[str]) -> bool:

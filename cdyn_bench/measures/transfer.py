@@ -63,8 +63,8 @@ ROWS = [
         "unnormalised, 1.05 I fails where A = I learns",
         {"model.mixer.A": "fixed", "model.mixer.eta": "one"}),
 ]
-COLUMNS = ["finding", "synthetic verdict", "favoured arm", "other arm", "point favoured", "point other", "bits favoured",
-           "bits other", "seeds favoured", "seeds other", "difference", "p", "interval", "carries over", "search"]
+COLUMNS = ["finding", "synthetic verdict", "favoured arm", "other arm", "point favoured", "point other",
+           "bits favoured", "bits other", "seeds favoured", "seeds other", "difference", "p", "interval", "carries over", "search"]
 
 
 def point(arm: pd.DataFrame) -> str:
